@@ -1,0 +1,73 @@
+//! Errors the domain itself can produce: invalid input, and what a storage port may report.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+/// A value from outside failed its validation rule. `field` names where it came from
+/// (`username`, `members[2]`), `message` says what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidInput {
+    field: String,
+    message: String,
+}
+
+impl InvalidInput {
+    /// Builds the error for `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Where the invalid value came from.
+    pub fn field(&self) -> &str {
+        &self.field
+    }
+
+    /// What is wrong with it.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for InvalidInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{} {}", self.field, self.message)
+        }
+    }
+}
+
+impl StdError for InvalidInput {}
+
+/// What a repository port may fail with. The business variants are named in the
+/// `# Errors` section of each port method that may return them; anything else is
+/// [`StoreError::Unavailable`].
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another user already holds this username, compared without regard to case.
+    #[error("username is taken")]
+    UsernameTaken,
+    /// A referenced user does not exist (it vanished between the check and the write).
+    #[error("a referenced user does not exist")]
+    UnknownUser,
+    /// The chat was deleted while the operation ran.
+    #[error("the chat no longer exists")]
+    ChatGone,
+    /// A paging cursor names no row of the listing it pages through.
+    #[error("the cursor names no row of this listing")]
+    UnknownCursor,
+    /// The store could not be reached or failed; the source says why. Never shown to clients.
+    #[error("storage failed")]
+    Unavailable(#[source] Box<dyn StdError + Send + Sync>),
+}
+
+impl StoreError {
+    /// Wraps any adapter failure as [`StoreError::Unavailable`].
+    pub fn unavailable(source: impl StdError + Send + Sync + 'static) -> Self {
+        Self::Unavailable(Box::new(source))
+    }
+}
