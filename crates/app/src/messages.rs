@@ -1,0 +1,296 @@
+//! Sending messages and reading a chat's history.
+
+use std::sync::Arc;
+
+use domain::ports::{ChatRepository, MessageRepository, Notifier};
+use domain::{
+    ChatId, ClientMsgId, HistoryPage, InvalidInput, Message, MessageContent, NewMessage,
+    StoreError, UserId,
+};
+use tracing::instrument;
+
+use crate::access::chat_for_member;
+use crate::{AppError, Input};
+
+/// What a sender writes: the text and an optional idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Draft {
+    /// The text.
+    pub content: MessageContent,
+    /// The sender's idempotency key.
+    pub client_msg_id: Option<ClientMsgId>,
+}
+
+/// Use cases of messages.
+#[derive(Clone)]
+pub struct MessageService {
+    chats: Arc<dyn ChatRepository>,
+    messages: Arc<dyn MessageRepository>,
+    notifier: Arc<dyn Notifier>,
+}
+
+impl MessageService {
+    /// Builds the service over its ports.
+    pub fn new(
+        chats: Arc<dyn ChatRepository>,
+        messages: Arc<dyn MessageRepository>,
+        notifier: Arc<dyn Notifier>,
+    ) -> Self {
+        Self {
+            chats,
+            messages,
+            notifier,
+        }
+    }
+
+    /// Stores a message from a member, then has it delivered to the chat's room. A
+    /// repeated `clientMsgId` stores and delivers nothing new and returns the first
+    /// message.
+    ///
+    /// # Errors
+    /// In order: [`AppError::ChatNotFound`], [`AppError::NotMember`], the draft's
+    /// [`AppError::Invalid`].
+    #[instrument(skip_all, fields(caller = %caller, chat_id = %chat_id))]
+    pub async fn send(
+        &self,
+        caller: UserId,
+        chat_id: ChatId,
+        draft: Input<Draft>,
+    ) -> Result<Message, AppError> {
+        chat_for_member(self.chats.as_ref(), caller, chat_id).await?;
+        let draft = draft?;
+        let new = NewMessage {
+            chat_id,
+            sender_id: caller,
+            content: draft.content,
+            client_msg_id: draft.client_msg_id,
+        };
+        let (message, created) = match self.messages.insert(&new).await {
+            // The sender was removed, or the chat deleted, since the check: either way
+            // they may no longer write here.
+            Err(StoreError::UnknownUser) => return Err(AppError::NotMember),
+            other => other?,
+        };
+        if created {
+            self.notifier.message_created(&message).await;
+        }
+        Ok(message)
+    }
+
+    /// One page of a chat's history, newest first, for a member.
+    ///
+    /// # Errors
+    /// In order: [`AppError::ChatNotFound`], [`AppError::NotMember`], the page's
+    /// [`AppError::Invalid`] (also when `before` names no message of this chat).
+    #[instrument(skip_all, fields(caller = %caller, chat_id = %chat_id))]
+    pub async fn history(
+        &self,
+        caller: UserId,
+        chat_id: ChatId,
+        page: Input<HistoryPage>,
+    ) -> Result<Vec<Message>, AppError> {
+        chat_for_member(self.chats.as_ref(), caller, chat_id).await?;
+        let page = page?;
+        self.messages
+            .history(chat_id, page)
+            .await
+            .map_err(|err| match err {
+                StoreError::UnknownCursor => {
+                    InvalidInput::new("before", "names no message of this chat").into()
+                }
+                other => other.into(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use domain::ports::{MockChatRepository, MockMessageRepository, MockNotifier};
+    use domain::{Limit, MessageId};
+    use time::OffsetDateTime;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::test_support::{chat, chat_id, user_id};
+
+    fn chats_with_chat_1() -> MockChatRepository {
+        let mut chats = MockChatRepository::new();
+        chats
+            .expect_find()
+            .returning(|id| Ok((id == chat_id(1)).then(|| chat(1, 1))));
+        chats
+            .expect_is_member()
+            .returning(|_, user| Ok(user == user_id(2)));
+        chats
+    }
+
+    fn draft(text: &str, client_id: Option<&str>) -> Input<Draft> {
+        Ok(Draft {
+            content: MessageContent::parse(text).unwrap(),
+            client_msg_id: client_id.map(|c| ClientMsgId::parse(c).unwrap()),
+        })
+    }
+
+    fn stored(new: &NewMessage) -> Message {
+        Message {
+            id: MessageId::from_uuid(Uuid::from_u128(77)),
+            chat_id: new.chat_id,
+            sender_id: new.sender_id,
+            content: new.content.clone(),
+            client_msg_id: new.client_msg_id.clone(),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn page() -> Input<HistoryPage> {
+        Ok(HistoryPage {
+            limit: Limit::parse(None, 50, 100, "limit").unwrap(),
+            skip: 0,
+            before: None,
+        })
+    }
+
+    fn service(
+        chats: MockChatRepository,
+        messages: MockMessageRepository,
+        notifier: MockNotifier,
+    ) -> MessageService {
+        MessageService::new(Arc::new(chats), Arc::new(messages), Arc::new(notifier))
+    }
+
+    #[tokio::test]
+    async fn a_member_s_message_is_stored_then_delivered() {
+        let mut messages = MockMessageRepository::new();
+        let mut seq = mockall::Sequence::new();
+        messages
+            .expect_insert()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|new| Ok((stored(new), true)));
+        let mut notifier = MockNotifier::new();
+        notifier
+            .expect_message_created()
+            .withf(|m| m.content.as_str() == "hello" && m.sender_id == user_id(2))
+            .times(1)
+            .in_sequence(&mut seq)
+            .return_const(());
+        let svc = service(chats_with_chat_1(), messages, notifier);
+
+        let sent = svc
+            .send(user_id(2), chat_id(1), draft("hello", Some("c-1")))
+            .await
+            .unwrap();
+        assert_eq!(sent.client_msg_id.unwrap().as_str(), "c-1");
+    }
+
+    #[tokio::test]
+    async fn a_repeated_client_msg_id_returns_the_first_message_and_delivers_nothing() {
+        let mut messages = MockMessageRepository::new();
+        messages
+            .expect_insert()
+            .returning(|new| Ok((stored(new), false)));
+        let svc = service(chats_with_chat_1(), messages, MockNotifier::new());
+        let again = svc
+            .send(user_id(2), chat_id(1), draft("hello", Some("c-1")))
+            .await
+            .unwrap();
+        assert_eq!(again.id, MessageId::from_uuid(Uuid::from_u128(77)));
+    }
+
+    #[tokio::test]
+    async fn sending_checks_the_chat_then_membership_then_the_draft() {
+        let svc = service(
+            chats_with_chat_1(),
+            MockMessageRepository::new(),
+            MockNotifier::new(),
+        );
+        let bad = || Err(InvalidInput::new("content", "must not be blank"));
+        assert!(matches!(
+            svc.send(user_id(2), chat_id(9), bad()).await,
+            Err(AppError::ChatNotFound)
+        ));
+        assert!(matches!(
+            svc.send(user_id(3), chat_id(1), bad()).await,
+            Err(AppError::NotMember)
+        ));
+        assert!(matches!(
+            svc.send(user_id(2), chat_id(1), bad()).await,
+            Err(AppError::Invalid(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_sender_removed_during_the_send_is_not_a_member() {
+        let mut messages = MockMessageRepository::new();
+        messages
+            .expect_insert()
+            .returning(|_| Err(StoreError::UnknownUser));
+        let svc = service(chats_with_chat_1(), messages, MockNotifier::new());
+        assert!(matches!(
+            svc.send(user_id(2), chat_id(1), draft("x", None)).await,
+            Err(AppError::NotMember)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_chat_deleted_during_the_send_is_not_found() {
+        let mut messages = MockMessageRepository::new();
+        messages
+            .expect_insert()
+            .returning(|_| Err(StoreError::ChatGone));
+        let svc = service(chats_with_chat_1(), messages, MockNotifier::new());
+        assert!(matches!(
+            svc.send(user_id(2), chat_id(1), draft("x", None)).await,
+            Err(AppError::ChatNotFound)
+        ));
+    }
+
+    #[tokio::test]
+    async fn history_is_for_members_only() {
+        let svc = service(
+            chats_with_chat_1(),
+            MockMessageRepository::new(),
+            MockNotifier::new(),
+        );
+        assert!(matches!(
+            svc.history(user_id(3), chat_id(1), page()).await,
+            Err(AppError::NotMember)
+        ));
+        assert!(matches!(
+            svc.history(user_id(3), chat_id(8), page()).await,
+            Err(AppError::ChatNotFound)
+        ));
+    }
+
+    #[tokio::test]
+    async fn history_with_an_unknown_before_is_invalid_input_on_before() {
+        let mut messages = MockMessageRepository::new();
+        messages
+            .expect_history()
+            .returning(|_, _| Err(StoreError::UnknownCursor));
+        let svc = service(chats_with_chat_1(), messages, MockNotifier::new());
+        let err = svc
+            .history(user_id(2), chat_id(1), page())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AppError::Invalid(e) if e.field() == "before"));
+    }
+
+    #[tokio::test]
+    async fn the_owner_reads_history_without_a_membership_lookup() {
+        let mut chats = MockChatRepository::new();
+        chats.expect_find().returning(|_| Ok(Some(chat(1, 1))));
+        chats.expect_is_member().never();
+        let mut messages = MockMessageRepository::new();
+        messages.expect_history().returning(|_, _| Ok(Vec::new()));
+        let svc = service(chats, messages, MockNotifier::new());
+        assert!(
+            svc.history(user_id(1), chat_id(1), page())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
