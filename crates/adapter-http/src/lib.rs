@@ -1,1 +1,84 @@
-//! placeholder
+//! The REST adapter: every route of the contract on axum, with strict JSON bodies,
+//! RFC 9457 problem details for every error, a request id and a tracing span on every
+//! request. Handlers translate HTTP into use-case calls and nothing more.
+
+mod error;
+mod extract;
+mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::App;
+use async_trait::async_trait;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+
+/// Largest request body accepted; a larger one is `413`.
+pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
+
+/// Answers `/readyz`: whether the service's dependencies (the database) answer.
+#[async_trait]
+pub trait ReadinessProbe: Send + Sync {
+    /// `Ok` when ready; otherwise a short reason, logged but not shown to the client.
+    async fn check(&self) -> Result<(), String>;
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct HttpState {
+    /// The use cases.
+    pub app: App,
+    /// The readiness check behind `/readyz`.
+    pub readiness: Arc<dyn ReadinessProbe>,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The REST router with its middleware: request ids, tracing, body limit, panic
+/// containment. Other adapters (the sockets) merge their routes beside it.
+pub fn router(state: HttpState) -> Router {
+    routes::routes()
+        .with_state(state)
+        .fallback(error::route_not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request<_>| {
+                    // The matched route, never the raw URI: query strings may carry tokens.
+                    let route = request
+                        .extensions()
+                        .get::<axum::extract::MatchedPath>()
+                        .map_or("unmatched", |p| p.as_str())
+                        .to_owned();
+                    let request_id = request
+                        .headers()
+                        .get(&REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    tracing::info_span!("request", method = %request.method(), route, request_id)
+                })
+                .on_response(
+                    |response: &axum::http::Response<_>,
+                     latency: Duration,
+                     _span: &tracing::Span| {
+                        tracing::info!(
+                            status = response.status().as_u16(),
+                            latency_ms = latency.as_millis() as u64,
+                            "response"
+                        );
+                    },
+                )
+                .on_failure(()),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}

@@ -1,1 +1,113 @@
-//! placeholder
+//! PostgreSQL storage: the sqlx implementation of the domain's repository ports, and the
+//! migrations (`migrations/postgres/`) that create its schema.
+//!
+//! Queries are checked at run time (`sqlx::query` with static SQL), so building needs no
+//! database. Rows are read into private row structs and validated into domain types; a
+//! database constraint that encodes a business rule is mapped to its [`StoreError`]
+//! variant in `error.rs`, and nowhere else.
+//!
+//! [`StoreError`]: domain::StoreError
+
+mod chats;
+mod error;
+mod messages;
+mod users;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::ports::{ChatRepository, MessageRepository, UserRepository};
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+pub use error::PostgresError;
+
+/// The schema's migrations, embedded at compile time (`build.rs` rebuilds on a change).
+static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// How long to wait for a connection, at start and on each query, before giving up.
+/// Short, so that an unreachable database fails the start (or `/readyz`) quickly.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A pool of connections to one PostgreSQL database, handing out the repositories that
+/// share it. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (a `postgres://` URL) and applies any pending
+    /// migrations.
+    ///
+    /// # Errors
+    /// [`PostgresError::InvalidUrl`] when `url` cannot be parsed,
+    /// [`PostgresError::Connect`] when no connection opens within about five seconds,
+    /// [`PostgresError::Migrate`] when a migration fails.
+    #[tracing::instrument(skip_all)]
+    pub async fn connect(url: &str) -> Result<Self, PostgresError> {
+        let options = PgConnectOptions::from_str(url).map_err(PostgresError::InvalidUrl)?;
+        let pool = PgPoolOptions::new()
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(PostgresError::Connect)?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies the migrations not yet applied. Safe to run from several processes at
+    /// once: sqlx serialises them with an advisory lock.
+    ///
+    /// # Errors
+    /// [`PostgresError::Migrate`] when a migration fails, or an applied one was edited.
+    #[tracing::instrument(skip_all)]
+    pub async fn migrate(&self) -> Result<(), PostgresError> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(PostgresError::Migrate)
+    }
+
+    /// Checks that the database answers (for `/readyz`).
+    ///
+    /// # Errors
+    /// [`PostgresError::Ping`] when it does not.
+    pub async fn ping(&self) -> Result<(), PostgresError> {
+        sqlx::query("select 1")
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(PostgresError::Ping)
+    }
+
+    /// The user repository backed by this store.
+    pub fn users(&self) -> Arc<dyn UserRepository> {
+        Arc::new(users::PgUserRepository::new(self.pool.clone()))
+    }
+
+    /// The chat repository backed by this store.
+    pub fn chats(&self) -> Arc<dyn ChatRepository> {
+        Arc::new(chats::PgChatRepository::new(self.pool.clone()))
+    }
+
+    /// The message repository backed by this store.
+    pub fn messages(&self) -> Arc<dyn MessageRepository> {
+        Arc::new(messages::PgMessageRepository::new(self.pool.clone()))
+    }
+
+    /// Closes every connection, waiting for those in use to be returned. Repositories
+    /// handed out earlier fail with [`domain::StoreError::Unavailable`] afterwards.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Each id once, in the order first given, leaving out `except`.
+fn unique_except<T: Copy + Eq + std::hash::Hash>(ids: &[T], except: Option<T>) -> Vec<T> {
+    let mut seen: std::collections::HashSet<T> = except.into_iter().collect();
+    ids.iter().copied().filter(|id| seen.insert(*id)).collect()
+}

@@ -1,1 +1,161 @@
-//! placeholder
+//! The messenger server: reads [`Config`], connects the store, builds the use cases over
+//! the adapters and serves them. `main` and the tests start the very same
+//! [`Application`].
+
+pub mod config;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use adapter_auth::{Argon2Hasher, JwtTokens};
+use adapter_http::{HttpState, ReadinessProbe};
+use adapter_postgres::PostgresStore;
+use anyhow::Context;
+use app::{App, Ports};
+use async_trait::async_trait;
+use domain::PasswordPolicy;
+use tokio::net::TcpListener;
+
+pub use config::Config;
+
+/// A built, listening server, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    store: PostgresStore,
+}
+
+impl Application {
+    /// Connects to the database (applying migrations), builds the adapters and binds
+    /// the listener.
+    ///
+    /// # Errors
+    /// When the configuration is incomplete, the database cannot be reached or
+    /// migrated, or the address cannot be bound; each error is one readable sentence.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let url = config
+            .database_url
+            .as_deref()
+            .context("DATABASE_URL is not set: give a postgres://… URL (an embedded default database is not available yet)")?;
+        let store = PostgresStore::connect(url)
+            .await
+            .with_context(|| format!("cannot reach the database at {}", config::redacted(url)))?;
+        store
+            .migrate()
+            .await
+            .context("cannot apply the database migrations")?;
+        tracing::info!(database = %config::redacted(url), "using PostgreSQL");
+
+        let password_policy =
+            PasswordPolicy::with_min_chars(usize::from(config.password_min_length))
+                .context("PASSWORD_MIN_LENGTH must be between 1 and 1024")?;
+        let ports = Ports {
+            users: store.users(),
+            chats: store.chats(),
+            messages: store.messages(),
+            hasher: Arc::new(Argon2Hasher::new().context("cannot set up password hashing")?),
+            tokens: Arc::new(JwtTokens::new(&jwt_secret(&config), config.jwt_ttl)),
+            notifier: Arc::new(adapter_ws::NoSockets),
+        };
+        let app = App::new(ports, password_policy);
+        let router = adapter_http::router(HttpState {
+            app,
+            readiness: Arc::new(DatabaseReady(store.clone())),
+        });
+
+        let address = SocketAddr::new(config.host, config.port);
+        let listener = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address}"))?;
+        Ok(Self {
+            listener,
+            router,
+            store,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    ///
+    /// # Errors
+    /// When the socket cannot report its address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until SIGINT or SIGTERM, then stops accepting, lets in-flight requests
+    /// finish and closes the database pool.
+    ///
+    /// # Errors
+    /// When serving fails.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        tracing::info!(address = %self.listener.local_addr()?, "listening");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        self.store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// The configured signing key, or a fresh random one (with a warning).
+fn jwt_secret(config: &Config) -> Vec<u8> {
+    match &config.jwt_secret {
+        Some(secret) => {
+            if secret.len() < 32 {
+                tracing::warn!(
+                    "JWT_SECRET is shorter than 32 bytes; use a long random secret in production"
+                );
+            }
+            secret.as_bytes().to_vec()
+        }
+        None => {
+            tracing::warn!(
+                "JWT_SECRET is not set: using a random secret, so tokens die with this process and are not shared across nodes"
+            );
+            // Two v4 UUIDs: 244 bits from the operating system's random source.
+            [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()]
+                .iter()
+                .flat_map(|u| u.into_bytes())
+                .collect()
+        }
+    }
+}
+
+/// `/readyz`: the database answers.
+struct DatabaseReady(PostgresStore);
+
+#[async_trait]
+impl ReadinessProbe for DatabaseReady {
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|err| err.to_string())
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(%err, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(%err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

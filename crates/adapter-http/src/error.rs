@@ -1,0 +1,144 @@
+//! The one place where failures become HTTP responses: RFC 9457 problem details with
+//! the status the contract gives each failure. Internal errors are logged here, once,
+//! inside the request's span (so with its request id), and the client only learns that
+//! something failed on our side.
+
+use std::any::Any;
+
+use app::AppError;
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// Why a request failed, as the HTTP adapter sees it.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A use case failed.
+    #[error(transparent)]
+    App(#[from] AppError),
+    /// The body is larger than [`crate::BODY_LIMIT_BYTES`].
+    #[error("the request body is larger than 64 KiB")]
+    PayloadTooLarge,
+    /// The body is declared as something other than JSON.
+    #[error("the request body must be JSON (application/json)")]
+    UnsupportedMediaType,
+    /// The body could not be read from the connection.
+    #[error("the request body could not be read")]
+    UnreadableBody,
+    /// No route has this path.
+    #[error("no such route")]
+    RouteNotFound,
+}
+
+/// An RFC 9457 problem document.
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<FieldProblem>,
+}
+
+/// One invalid field, in a problem's `errors` list.
+#[derive(Serialize)]
+struct FieldProblem {
+    field: String,
+    message: String,
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::App(err) => match err {
+                AppError::Invalid(_) | AppError::UnknownUsers(_) => StatusCode::BAD_REQUEST,
+                AppError::UsernameTaken => StatusCode::CONFLICT,
+                AppError::InvalidCredentials | AppError::Unauthenticated => {
+                    StatusCode::UNAUTHORIZED
+                }
+                AppError::ChatNotFound => StatusCode::NOT_FOUND,
+                AppError::NotMember | AppError::NotOwner => StatusCode::FORBIDDEN,
+                AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnreadableBody => StatusCode::BAD_REQUEST,
+            Self::RouteNotFound => StatusCode::NOT_FOUND,
+        }
+    }
+
+    fn field_errors(&self) -> Vec<FieldProblem> {
+        match self {
+            Self::App(AppError::Invalid(invalid)) if !invalid.field().is_empty() => {
+                vec![FieldProblem {
+                    field: invalid.field().to_owned(),
+                    message: invalid.message().to_owned(),
+                }]
+            }
+            Self::App(AppError::UnknownUsers(unknown)) => unknown
+                .iter()
+                .map(|u| FieldProblem {
+                    field: format!("members[{}]", u.index),
+                    message: "no such user".to_owned(),
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::App(AppError::Internal(source)) = &self {
+            tracing::error!(error = %source, source = ?source, "request failed on our side");
+        }
+        let status = self.status();
+        let unauthenticated = status == StatusCode::UNAUTHORIZED;
+        let mut response = problem(status, self.to_string(), self.field_errors());
+        if unauthenticated {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+fn problem(status: StatusCode, detail: String, errors: Vec<FieldProblem>) -> Response {
+    let body = Problem {
+        kind: "about:blank",
+        title: status.canonical_reason().unwrap_or("Error"),
+        status: status.as_u16(),
+        detail,
+        errors,
+    };
+    let mut response = (status, Json(body)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response
+}
+
+/// The fallback for paths no route matches.
+pub(crate) async fn route_not_found() -> ApiError {
+    ApiError::RouteNotFound
+}
+
+/// Turns a panic in a handler into a plain 500 problem; the panic itself is logged.
+pub(crate) fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(panic = %what, "handler panicked");
+    problem(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error".to_owned(),
+        Vec::new(),
+    )
+}

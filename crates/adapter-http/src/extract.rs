@@ -1,0 +1,158 @@
+//! Extractors that turn the parts of a request into domain values, rejecting with
+//! [`ApiError`] so that every failure has the contract's problem body. Bodies and query
+//! strings are only *read* here; handlers parse them after the access checks, in the
+//! contract's order.
+
+use std::collections::HashMap;
+
+use app::AppError;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use domain::{ChatId, InvalidInput, UserId};
+use serde::de::DeserializeOwned;
+
+use crate::{ApiError, HttpState};
+
+/// The authenticated caller, from `Authorization: Bearer <token>`. Any problem with the
+/// header, the token or its user is `401`.
+pub(crate) struct Caller(pub UserId);
+
+impl FromRequestParts<HttpState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &HttpState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(bearer_token)
+            .ok_or(AppError::Unauthenticated)?;
+        Ok(Self(state.app.auth.authenticate(token).await?))
+    }
+}
+
+/// The token of a `Bearer` credential; the scheme is case-insensitive (RFC 9110).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The `{chatId}` path segment; malformed is `400`.
+pub(crate) struct ChatPath(pub ChatId);
+
+impl<S: Send + Sync> FromRequestParts<S> for ChatPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| {
+                AppError::Invalid(InvalidInput::new(
+                    "chatId",
+                    "must be a valid chat id (a UUID)",
+                ))
+            })?;
+        Ok(Self(
+            ChatId::parse(&raw, "chatId").map_err(AppError::Invalid)?,
+        ))
+    }
+}
+
+/// A request body of at most [`crate::BODY_LIMIT_BYTES`], read but not yet parsed.
+pub(crate) struct JsonBody(Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let declared_json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|ct| {
+                let essence = ct
+                    .split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase();
+                essence == "application/json" || essence.ends_with("+json")
+            });
+        if declared_json == Some(false) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::UnreadableBody
+                }
+            })?;
+        Ok(Self(bytes))
+    }
+}
+
+impl JsonBody {
+    /// Parses the body strictly into `T` (whose serde attributes deny unknown fields).
+    pub(crate) fn parse<T: DeserializeOwned>(&self) -> Result<T, InvalidInput> {
+        serde_json::from_slice(&self.0)
+            .map_err(|err| InvalidInput::new("", format!("invalid request body: {err}")))
+    }
+}
+
+/// The query string as name → value, read but not yet validated. Unknown parameters
+/// are ignored (proxies and clients add cache-busters); an empty value counts as absent.
+pub(crate) struct QueryParams(HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Query(map) = Query::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| AppError::Invalid(InvalidInput::new("", "malformed query string")))?;
+        Ok(Self(map))
+    }
+}
+
+impl QueryParams {
+    /// The value of `name`, if given and not empty.
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// `name` as an integer, if given.
+    pub(crate) fn integer(&self, name: &str) -> Result<Option<i64>, InvalidInput> {
+        self.get(name)
+            .map(|raw| {
+                raw.parse::<i64>()
+                    .map_err(|_| InvalidInput::new(name, "must be an integer"))
+            })
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_token_required() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Bearer"), None);
+    }
+}

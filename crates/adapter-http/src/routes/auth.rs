@@ -1,0 +1,61 @@
+//! `POST /auth/register` and `POST /auth/login`.
+
+use app::AppError;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use domain::{Password, Username};
+use serde::{Deserialize, Serialize};
+use wire::UserView;
+
+use crate::extract::JsonBody;
+use crate::{ApiError, HttpState};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Credentials {
+    username: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+pub(crate) struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+}
+
+/// Registers a user: `201` with the user.
+pub(crate) async fn register(
+    State(state): State<HttpState>,
+    body: JsonBody,
+) -> Result<(StatusCode, Json<UserView>), ApiError> {
+    let Credentials { username, password } = body.parse().map_err(AppError::Invalid)?;
+    let username = Username::parse(username).map_err(AppError::Invalid)?;
+    let password = Password::parse_new(password, state.app.auth.password_policy())
+        .map_err(AppError::Invalid)?;
+    let user = state.app.auth.register(username, password).await?;
+    Ok((StatusCode::CREATED, Json(UserView::from(&user))))
+}
+
+/// Logs in: `200` with a bearer token. Malformed JSON is `400`; every other failure,
+/// a body of the wrong shape included, is the same `401`.
+pub(crate) async fn login(
+    State(state): State<HttpState>,
+    body: JsonBody,
+) -> Result<Json<TokenResponse>, ApiError> {
+    // Only malformed JSON is a 400: any other flaw is an unsuccessful login.
+    body.parse::<serde::de::IgnoredAny>()
+        .map_err(AppError::Invalid)?;
+    let credentials: Credentials = body.parse().map_err(|_| AppError::InvalidCredentials)?;
+    let token = state
+        .app
+        .auth
+        .login(&credentials.username, &credentials.password)
+        .await?;
+    Ok(Json(TokenResponse {
+        access_token: token.token,
+        token_type: "Bearer",
+        expires_in: token.expires_in,
+    }))
+}

@@ -1,0 +1,36 @@
+//! `GET /users`.
+
+use app::AppError;
+use axum::Json;
+use axum::extract::State;
+use domain::{InvalidInput, Limit, UserId, UserPage};
+use wire::UserView;
+
+use crate::extract::{Caller, QueryParams};
+use crate::{ApiError, HttpState};
+
+/// Lists users by registration time, keyset-paged by `after`.
+pub(crate) async fn list(
+    State(state): State<HttpState>,
+    _caller: Caller,
+    query: QueryParams,
+) -> Result<Json<Vec<UserView>>, ApiError> {
+    let page = user_page(&query).map_err(AppError::Invalid)?;
+    let users = state.app.auth.list_users(page).await?;
+    Ok(Json(wire::views(&users)))
+}
+
+fn user_page(query: &QueryParams) -> Result<UserPage, InvalidInput> {
+    Ok(UserPage {
+        limit: Limit::parse(
+            query.integer("limit")?,
+            UserPage::DEFAULT_LIMIT,
+            UserPage::MAX_LIMIT,
+            "limit",
+        )?,
+        after: query
+            .get("after")
+            .map(|raw| UserId::parse(raw, "after"))
+            .transpose()?,
+    })
+}

@@ -1,0 +1,104 @@
+//! The server's configuration: the contract's environment variables, each also a
+//! command-line flag (`--port 8080` or `PORT=8080`).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Configuration of one server process.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "server",
+    version,
+    about = "The messenger API server: REST, Socket.IO and WebSocket on one port."
+)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+
+    /// Port for REST, Socket.IO and /ws (0 picks a free one).
+    #[arg(long, env = "PORT", default_value_t = 3000)]
+    pub port: u16,
+
+    /// Database to use: `postgres://user@host:port/db`.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Signing key for access tokens; when unset, a random one is made at start (tokens
+    /// then die with the process, and several nodes cannot share them).
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Access-token lifetime, e.g. `15m`, `1h`, `90s`.
+    #[arg(long, env = "JWT_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub jwt_ttl: Duration,
+
+    /// Shortest password accepted at registration (1 or more).
+    #[arg(long, env = "PASSWORD_MIN_LENGTH", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub password_min_length: u16,
+
+    /// Log filter, in `tracing` env-filter syntax.
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub rust_log: String,
+}
+
+impl Config {
+    /// A configuration for tests: loopback, a free port, the given database.
+    pub fn for_tests(database_url: &str) -> Self {
+        Self {
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 0,
+            database_url: Some(database_url.to_owned()),
+            jwt_secret: Some("test-secret-test-secret-test-secret".to_owned()),
+            jwt_ttl: Duration::from_secs(900),
+            password_min_length: 8,
+            rust_log: "warn".to_owned(),
+        }
+    }
+}
+
+/// `url` with any password replaced, fit for a log line or an error message.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:***@{host}")
+            } else {
+                url.to_owned()
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_and_defaults_follow_the_contract() {
+        let config =
+            Config::try_parse_from(["server", "--port", "8080", "--jwt-ttl", "1h"]).unwrap();
+        assert_eq!(config.port, 8080);
+        assert_eq!(config.jwt_ttl, Duration::from_secs(3600));
+        assert_eq!(config.password_min_length, 8);
+        assert!(Config::try_parse_from(["server", "--password-min-length", "0"]).is_err());
+        assert!(Config::try_parse_from(["server", "--jwt-ttl", "soon"]).is_err());
+    }
+
+    #[test]
+    fn redaction_hides_only_the_password() {
+        assert_eq!(
+            redacted("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redacted("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redacted("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+}

@@ -1,0 +1,1 @@
+//! End-to-end suite: the real server binary driven over HTTP (being written).
