@@ -26,7 +26,7 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects to the database (applying migrations), builds the adapters and binds
+    /// Connects to the database (applying pending migrations), builds the adapters and binds
     /// the listener.
     ///
     /// # Errors
