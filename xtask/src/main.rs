@@ -1,1 +1,369 @@
-fn main() {}
+//! `cargo xtask`: the project's developer workflows (`test`, `e2e`, `ci`) as one small
+//! binary, so that CI and a developer run exactly the same commands.
+//!
+//! Each workflow is a list of steps; every step is printed before it runs and the first
+//! failing step stops the workflow with a non-zero exit status.
+
+use std::env;
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+
+/// What `cargo xtask` with no or an unknown command prints.
+const USAGE: &str = "\
+usage: cargo xtask <command> [args...]
+
+commands:
+  test [args...]  run every test of the workspace (unit, repository, end-to-end);
+                  extra args go to `cargo test` (e.g. `-- --nocapture`)
+  e2e [args...]   run only the end-to-end suite (tests/e2e) against the real server
+  ci              what CI runs: fmt check, clippy -D warnings, tidy, then `test`
+
+The repository and end-to-end tests need PostgreSQL: DATABASE_URL
+(default postgres://postgres@127.0.0.1:5432/postgres, trust auth).";
+
+/// Crates the domain must not depend on: the domain is pure, and these are I/O,
+/// transport or wire-format crates (see ARCHITECTURE.md, invariants).
+const FORBIDDEN_IN_DOMAIN: &[&str] = &[
+    "sqlx",
+    "axum",
+    "tokio",
+    "serde_json",
+    "socketioxide",
+    "tower",
+    "hyper",
+    "reqwest",
+];
+
+/// Folders whose Rust files must each start with a `//!` line.
+const DOCUMENTED_TREES: &[&str] = &["crates", "xtask", "tests"];
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Dispatches on the first argument.
+fn run() -> Result<()> {
+    let mut args = env::args_os().skip(1);
+    let command = args.next();
+    let rest: Vec<OsString> = args.collect();
+    let root = workspace_root();
+    match command.as_ref().and_then(|c| c.to_str()) {
+        Some("test") => test(&root, &rest),
+        Some("e2e") => e2e(&root, &rest),
+        Some("ci") => {
+            if !rest.is_empty() {
+                bail!("`ci` takes no arguments\n\n{USAGE}");
+            }
+            ci(&root)
+        }
+        Some("help" | "-h" | "--help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown command `{other}`\n\n{USAGE}"),
+        None => bail!("no command given\n\n{USAGE}"),
+    }
+}
+
+/// `cargo xtask test`: every test target of every crate, then the doc tests (which
+/// `--all-targets` leaves out). `extra` is forwarded to both `cargo test` runs.
+fn test(root: &Path, extra: &[OsString]) -> Result<()> {
+    cargo(root, &["test", "--workspace", "--all-targets"], extra)?;
+    cargo(root, &["test", "--workspace", "--doc"], extra)
+}
+
+/// `cargo xtask e2e`: only the end-to-end suite. It is compiled as a test of the
+/// `server` package so that Cargo builds the server binary it starts.
+fn e2e(root: &Path, extra: &[OsString]) -> Result<()> {
+    cargo(root, &["test", "-p", "server", "--test", "e2e"], extra)
+}
+
+/// `cargo xtask ci`: formatting, lints, tidy checks, then the whole test suite.
+fn ci(root: &Path) -> Result<()> {
+    cargo(root, &["fmt", "--all", "--", "--check"], &[])?;
+    cargo(
+        root,
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
+    tidy(root)?;
+    test(root, &[])
+}
+
+/// Checks the conventions the compiler does not: leading `//!` docs and the purity of
+/// the domain crate.
+fn tidy(root: &Path) -> Result<()> {
+    step("tidy: every .rs file starts with `//!`; domain depends on no I/O crate");
+    let mut problems = Vec::new();
+
+    for tree in DOCUMENTED_TREES {
+        let mut files = Vec::new();
+        rust_files(&root.join(tree), &mut files)?;
+        for file in files {
+            let text =
+                fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            if !text.trim_start_matches('\u{feff}').starts_with("//!") {
+                problems.push(format!(
+                    "{}: does not start with a `//!` line saying what the file is for",
+                    relative(root, &file)
+                ));
+            }
+        }
+    }
+
+    let manifest = root.join("crates/domain/Cargo.toml");
+    let text =
+        fs::read_to_string(&manifest).with_context(|| format!("reading {}", manifest.display()))?;
+    for dep in forbidden_dependencies(&text) {
+        problems.push(format!(
+            "crates/domain/Cargo.toml: depends on `{dep}`; the domain must know nothing of {}",
+            FORBIDDEN_IN_DOMAIN.join(", ")
+        ));
+    }
+    for dep in forbidden_in_domain_tree(root)? {
+        problems.push(format!(
+            "crates/domain: pulls in `{dep}` through its dependencies (see `cargo tree -p domain -i {dep}`)"
+        ));
+    }
+
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        for problem in &problems {
+            eprintln!("tidy: {problem}");
+        }
+        bail!("tidy found {} problem(s)", problems.len())
+    }
+}
+
+/// The forbidden crates named in a manifest's dependency tables (`[dependencies]`,
+/// `[dev-dependencies]`, `[build-dependencies]`, their `[target.….…]` forms, and the
+/// `[dependencies.name]` form), including renamed ones (`package = "…"`).
+fn forbidden_dependencies(manifest: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut in_deps_table = false;
+    for line in manifest.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.starts_with('[') {
+            let header = line.trim_matches(|c| c == '[' || c == ']').trim();
+            let mut parts = header.rsplitn(2, '.');
+            let last = parts.next().unwrap_or("");
+            in_deps_table = is_deps_table(header);
+            // `[dependencies.sqlx]`: the table names the crate.
+            if !in_deps_table && parts.next().is_some_and(is_deps_table) {
+                let name = last.trim_matches('"');
+                if FORBIDDEN_IN_DOMAIN.contains(&name) {
+                    found.push(name.to_owned());
+                }
+            }
+            continue;
+        }
+        if !in_deps_table {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim().trim_matches('"');
+        // `name.workspace = true` and `name = { … }` both start with the name.
+        let name = key.split('.').next().unwrap_or(key);
+        if FORBIDDEN_IN_DOMAIN.contains(&name) {
+            found.push(name.to_owned());
+        }
+        if let Some(package) = value.split("package").nth(1) {
+            let package = package
+                .trim_start_matches(|c: char| c == '=' || c.is_whitespace())
+                .split('"')
+                .nth(1)
+                .unwrap_or("");
+            if FORBIDDEN_IN_DOMAIN.contains(&package) {
+                found.push(package.to_owned());
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// Whether a table header (without brackets) is a dependency table.
+fn is_deps_table(header: &str) -> bool {
+    let last = header.rsplit('.').next().unwrap_or(header);
+    matches!(
+        last,
+        "dependencies" | "dev-dependencies" | "build-dependencies"
+    ) && (header == last || header.starts_with("target."))
+}
+
+/// The forbidden crates anywhere in the domain's normal and build dependency tree, all
+/// features on: a direct check of the manifest would miss one pulled in indirectly.
+fn forbidden_in_domain_tree(root: &Path) -> Result<Vec<String>> {
+    let output = Command::new(cargo_program())
+        .current_dir(root)
+        .args([
+            "tree",
+            "--quiet",
+            "-p",
+            "domain",
+            "--all-features",
+            "-e",
+            "normal,build",
+            "--prefix",
+            "none",
+            "--format",
+            "{p}",
+        ])
+        .output()
+        .context("running `cargo tree -p domain`")?;
+    if !output.status.success() {
+        bail!(
+            "`cargo tree -p domain` failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let mut found: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| FORBIDDEN_IN_DOMAIN.contains(name))
+        .map(str::to_owned)
+        .collect();
+    found.sort();
+    found.dedup();
+    Ok(found)
+}
+
+/// Collects the `.rs` files under `dir`, skipping build output and hidden folders.
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    for entry in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if path.is_dir() {
+            if name != "target" && name != "node_modules" && !name.starts_with('.') {
+                rust_files(&path, out)?;
+            }
+        } else if name.ends_with(".rs") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(())
+}
+
+/// Runs `cargo <args> <extra>` in the workspace root, printing it first.
+fn cargo(root: &Path, args: &[&str], extra: &[OsString]) -> Result<()> {
+    let shown: Vec<String> = args
+        .iter()
+        .map(|a| (*a).to_owned())
+        .chain(extra.iter().map(|a| a.to_string_lossy().into_owned()))
+        .collect();
+    let shown = format!("cargo {}", shown.join(" "));
+    step(&shown);
+    let status = Command::new(cargo_program())
+        .current_dir(root)
+        .args(args)
+        .args(extra)
+        .status()
+        .with_context(|| format!("starting `{shown}`"))?;
+    if !status.success() {
+        bail!("`{shown}` failed ({status})");
+    }
+    Ok(())
+}
+
+/// Announces a step, so that a log shows which one failed.
+fn step(what: &str) {
+    eprintln!("\n==> {what}");
+}
+
+/// The cargo that runs us (so that `cargo +toolchain xtask` stays on that toolchain).
+fn cargo_program() -> OsString {
+    env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+/// The workspace root: the parent of this crate's folder.
+fn workspace_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+/// `path` relative to the workspace root, for messages.
+fn relative(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manifest_without_forbidden_crates_passes() {
+        let manifest = r#"
+[package]
+name = "domain"
+description = "no tokio here"
+
+[dependencies]
+thiserror.workspace = true
+time = { workspace = true }
+"#;
+        assert!(forbidden_dependencies(manifest).is_empty());
+    }
+
+    #[test]
+    fn every_spelling_of_a_forbidden_dependency_is_found() {
+        let manifest = r#"
+[dependencies]
+tokio.workspace = true
+"serde_json" = "1"
+rt = { package = "sqlx", version = "0.9" }
+
+[dev-dependencies]
+axum = "0.8"
+
+[target.'cfg(unix)'.dependencies]
+hyper = "1"
+
+[dependencies.reqwest]
+version = "0.13"
+"#;
+        assert_eq!(
+            forbidden_dependencies(manifest),
+            ["axum", "hyper", "reqwest", "serde_json", "sqlx", "tokio"]
+        );
+    }
+
+    #[test]
+    fn features_and_package_tables_are_not_dependency_tables() {
+        let manifest = r#"
+[package]
+tokio = "not a dependency"
+
+[features]
+tower = []
+"#;
+        assert!(forbidden_dependencies(manifest).is_empty());
+    }
+}

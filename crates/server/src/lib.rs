@@ -39,11 +39,7 @@ impl Application {
             .context("DATABASE_URL is not set: give a postgres://… URL (an embedded default database is not available yet)")?;
         let store = PostgresStore::connect(url)
             .await
-            .with_context(|| format!("cannot reach the database at {}", config::redacted(url)))?;
-        store
-            .migrate()
-            .await
-            .context("cannot apply the database migrations")?;
+            .with_context(|| format!("cannot start on the database at {}", config::redacted(url)))?;
         tracing::info!(database = %config::redacted(url), "using PostgreSQL");
 
         let password_policy =
