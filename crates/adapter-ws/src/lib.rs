@@ -1,20 +1,140 @@
-//! The real-time adapter. Until the Socket.IO and `/ws` endpoints land (the real-time
-//! issue), it offers only [`NoSockets`], the notifier of a server that has no sockets to
-//! notify, so that the use cases can already announce every change.
+//! The real-time adapter: the Socket.IO endpoint (`/socket.io/`) and the plain
+//! WebSocket endpoint (`/ws`), sharing one set of chat rooms, and the domain's
+//! [`Notifier`] that announces stored changes to them.
+//!
+//! Build order: [`Rooms::local`] first (its [`Rooms::notifier`] goes into the use
+//! cases), then [`Rooms::endpoints`] with the built `App`.
 
-use async_trait::async_trait;
+mod delivery;
+mod frame;
+mod hub;
+mod session;
+mod socketio;
+mod ws;
+
+use std::sync::Arc;
+
+use app::App;
+use axum::Router;
+use axum::routing::get;
 use domain::ports::Notifier;
-use domain::{ChatId, Message, UserId};
+use socketioxide::SocketIo;
+use socketioxide::layer::SocketIoLayer;
 
-/// The notifier of a server with no real-time endpoint: there is nobody to tell, so each
-/// announcement is dropped. Clients read changes over REST.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoSockets;
+pub use delivery::{Delivery, LocalDelivery, RealtimeNotifier, RoomEvent};
+pub use frame::Frame;
+pub use hub::{ConnId, Connection, Hub, Overflow};
 
-#[async_trait]
-impl Notifier for NoSockets {
-    async fn members_added(&self, _chat: ChatId, _users: &[UserId]) {}
-    async fn members_removed(&self, _chat: ChatId, _users: &[UserId]) {}
-    async fn chat_deleted(&self, _chat: ChatId) {}
-    async fn message_created(&self, _message: &Message) {}
+/// Frames one socket may have queued for sending before it counts as not reading and
+/// is disconnected. See ARCHITECTURE.md for why this number.
+pub const OUTBOUND_QUEUE: usize = 1024;
+
+/// Client events one Socket.IO socket may have waiting to be handled; beyond it, an
+/// event is refused with an `exception` (the socket stays).
+pub const INBOUND_QUEUE: usize = 512;
+
+/// What the socket handlers share.
+#[derive(Clone)]
+pub(crate) struct Realtime {
+    app: App,
+    hub: Arc<Hub>,
+}
+
+/// This process's rooms and the path that delivers into them.
+pub struct Rooms {
+    hub: Arc<Hub>,
+    delivery: Arc<dyn Delivery>,
+}
+
+impl Rooms {
+    /// Rooms of a single server process: stored changes are delivered straight to its
+    /// own sockets.
+    pub fn local() -> Self {
+        let hub = Arc::new(Hub::default());
+        let delivery = Arc::new(LocalDelivery::new(Arc::clone(&hub)));
+        Self { hub, delivery }
+    }
+
+    /// The notifier to give the use cases.
+    pub fn notifier(&self) -> Arc<dyn Notifier> {
+        Arc::new(RealtimeNotifier::new(Arc::clone(&self.delivery)))
+    }
+
+    /// The socket endpoints over `app`.
+    pub fn endpoints(&self, app: App) -> Endpoints {
+        let realtime = Realtime {
+            app,
+            hub: Arc::clone(&self.hub),
+        };
+        let (layer, io) = socketio::layer(realtime.clone());
+        let router = Router::new()
+            .route("/ws", get(ws::upgrade))
+            .with_state(realtime);
+        Endpoints {
+            router,
+            layer,
+            io,
+            hub: Arc::clone(&self.hub),
+        }
+    }
+}
+
+/// The socket endpoints: merge [`Endpoints::router`] beside the REST routes, then wrap
+/// the whole router in [`Endpoints::layer`] (Socket.IO answers on `/socket.io/`).
+pub struct Endpoints {
+    /// `GET /ws`.
+    pub router: Router,
+    /// The Socket.IO layer.
+    pub layer: SocketIoLayer,
+    io: SocketIo,
+    hub: Arc<Hub>,
+}
+
+impl Endpoints {
+    /// A handle that closes every socket at shutdown.
+    pub fn closer(&self) -> SocketCloser {
+        SocketCloser {
+            io: self.io.clone(),
+            hub: Arc::clone(&self.hub),
+        }
+    }
+}
+
+/// Closes every live socket, so that a graceful shutdown does not wait on them.
+#[derive(Clone)]
+pub struct SocketCloser {
+    io: SocketIo,
+    hub: Arc<Hub>,
+}
+
+impl SocketCloser {
+    /// Disconnects every Socket.IO and `/ws` client.
+    pub async fn close_all(&self) {
+        self.hub.close_all();
+        self.io.close().await;
+    }
+}
+
+/// The `token` query parameter, percent-decoded.
+pub(crate) fn token_from_query(query: Option<&str>) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(name, _)| name == "token")
+        .map(|(_, value)| value.into_owned())
+        .filter(|token| !token.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token_from_query;
+
+    #[test]
+    fn the_token_query_parameter_is_found_and_decoded() {
+        assert_eq!(
+            token_from_query(Some("EIO=4&token=a%2Eb.c&transport=websocket")).as_deref(),
+            Some("a.b.c")
+        );
+        assert_eq!(token_from_query(Some("EIO=4&token=")), None);
+        assert_eq!(token_from_query(Some("EIO=4")), None);
+        assert_eq!(token_from_query(None), None);
+    }
 }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod chats;
 mod error;
 pub mod messages;
+mod ordering;
 
 use std::sync::Arc;
 

@@ -10,6 +10,7 @@ use domain::{
 use tracing::instrument;
 
 use crate::access::chat_for_member;
+use crate::ordering::ChatTurns;
 use crate::{AppError, Input};
 
 /// What a sender writes: the text and an optional idempotency key.
@@ -27,6 +28,7 @@ pub struct MessageService {
     chats: Arc<dyn ChatRepository>,
     messages: Arc<dyn MessageRepository>,
     notifier: Arc<dyn Notifier>,
+    turns: Arc<ChatTurns>,
 }
 
 impl MessageService {
@@ -40,6 +42,7 @@ impl MessageService {
             chats,
             messages,
             notifier,
+            turns: Arc::default(),
         }
     }
 
@@ -65,6 +68,8 @@ impl MessageService {
             content: draft.content,
             client_msg_id: draft.client_msg_id,
         };
+        // Held until the message is announced: see `ordering`.
+        let _turn = self.turns.take(chat_id).await;
         let (message, created) = match self.messages.insert(&new).await {
             // The sender was removed, or the chat deleted, since the check: either way
             // they may no longer write here.

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use adapter_auth::{Argon2Hasher, JwtTokens};
 use adapter_http::{HttpState, ReadinessProbe};
 use adapter_postgres::PostgresStore;
+use adapter_ws::{Rooms, SocketCloser};
 use anyhow::Context;
 use app::{App, Ports};
 use async_trait::async_trait;
@@ -23,6 +24,7 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     store: PostgresStore,
+    sockets_closer: SocketCloser,
 }
 
 impl Application {
@@ -37,27 +39,34 @@ impl Application {
             .database_url
             .as_deref()
             .context("DATABASE_URL is not set: give a postgres://… URL (an embedded default database is not available yet)")?;
-        let store = PostgresStore::connect(url)
-            .await
-            .with_context(|| format!("cannot start on the database at {}", config::redacted(url)))?;
+        let store = PostgresStore::connect(url).await.with_context(|| {
+            format!("cannot start on the database at {}", config::redacted(url))
+        })?;
         tracing::info!(database = %config::redacted(url), "using PostgreSQL");
 
         let password_policy =
             PasswordPolicy::with_min_chars(usize::from(config.password_min_length))
                 .context("PASSWORD_MIN_LENGTH must be between 1 and 1024")?;
+        let rooms = Rooms::local();
         let ports = Ports {
             users: store.users(),
             chats: store.chats(),
             messages: store.messages(),
             hasher: Arc::new(Argon2Hasher::new().context("cannot set up password hashing")?),
             tokens: Arc::new(JwtTokens::new(&jwt_secret(&config), config.jwt_ttl)),
-            notifier: Arc::new(adapter_ws::NoSockets),
+            notifier: rooms.notifier(),
         };
         let app = App::new(ports, password_policy);
+        let sockets = rooms.endpoints(app.clone());
+        let sockets_closer = sockets.closer();
+        // The Socket.IO layer wraps everything: it answers on /socket.io/ and passes the
+        // rest through to REST and /ws.
         let router = adapter_http::router(HttpState {
             app,
             readiness: Arc::new(DatabaseReady(store.clone())),
-        });
+        })
+        .merge(sockets.router)
+        .layer(sockets.layer);
 
         let address = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(address)
@@ -67,6 +76,7 @@ impl Application {
             listener,
             router,
             store,
+            sockets_closer,
         })
     }
 
@@ -78,15 +88,21 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// Serves until SIGINT or SIGTERM, then stops accepting, lets in-flight requests
-    /// finish and closes the database pool.
+    /// Serves until SIGINT or SIGTERM, then stops accepting, disconnects the sockets,
+    /// lets in-flight requests finish and closes the database pool.
     ///
     /// # Errors
     /// When serving fails.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         tracing::info!(address = %self.listener.local_addr()?, "listening");
+        let closer = self.sockets_closer;
+        let stopping = async move {
+            shutdown_signal().await;
+            // Live sockets would hold the graceful shutdown open forever.
+            closer.close_all().await;
+        };
         axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(stopping)
             .await?;
         self.store.close().await;
         tracing::info!("stopped");

@@ -1,0 +1,401 @@
+//! The room registry of this process: which live connection (Socket.IO or `/ws`) is in
+//! which chat's room, and whose it is. Both protocols register here, so they share the
+//! rooms. All methods are synchronous and hold the lock only to read or change the
+//! maps; a full connection is closed after the lock is released.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use domain::{ChatId, UserId};
+
+use crate::frame::Frame;
+
+/// Identifies one live connection in this process.
+pub type ConnId = u64;
+
+/// The connection's outgoing queue is full: the client stopped reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overflow;
+
+/// A live socket of either protocol, as the hub sees it.
+pub trait Connection: Send + Sync {
+    /// Queues `frame` without waiting.
+    ///
+    /// # Errors
+    /// [`Overflow`] when the bounded outgoing queue is full; the hub then closes it.
+    fn deliver(&self, frame: &Arc<Frame>) -> Result<(), Overflow>;
+
+    /// Closes the connection (idempotent). Its own task then unregisters it.
+    fn close(&self);
+}
+
+struct Entry {
+    conn: Arc<dyn Connection>,
+    user: UserId,
+    rooms: HashSet<ChatId>,
+}
+
+#[derive(Default)]
+struct Rooms {
+    members: HashMap<ChatId, HashSet<ConnId>>,
+    conns: HashMap<ConnId, Entry>,
+    by_user: HashMap<UserId, HashSet<ConnId>>,
+    /// Bumped by every removal or deletion, so that a join checked against the database
+    /// before a removal cannot slip in after it (see [`Hub::join`]).
+    generation: u64,
+}
+
+/// The registry. Cheap to share (`Arc<Hub>`).
+#[derive(Default)]
+pub struct Hub {
+    rooms: RwLock<Rooms>,
+    next_id: AtomicU64,
+}
+
+impl Hub {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Rooms> {
+        self.rooms.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Rooms> {
+        self.rooms.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a new connection of `user`, in no room yet.
+    pub fn register(&self, user: UserId, conn: Arc<dyn Connection>) -> ConnId {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut rooms = self.write();
+        rooms.conns.insert(
+            id,
+            Entry {
+                conn,
+                user,
+                rooms: HashSet::new(),
+            },
+        );
+        rooms.by_user.entry(user).or_default().insert(id);
+        id
+    }
+
+    /// Forgets a connection and takes it out of every room.
+    pub fn unregister(&self, id: ConnId) {
+        let mut rooms = self.write();
+        let Some(entry) = rooms.conns.remove(&id) else {
+            return;
+        };
+        for chat in &entry.rooms {
+            leave_room(&mut rooms.members, *chat, id);
+        }
+        if let Some(conns) = rooms.by_user.get_mut(&entry.user) {
+            conns.remove(&id);
+            if conns.is_empty() {
+                rooms.by_user.remove(&entry.user);
+            }
+        }
+    }
+
+    /// The current removal generation; take it *before* checking membership.
+    pub fn generation(&self) -> u64 {
+        self.read().generation
+    }
+
+    /// Puts the connection in the rooms of `chats`, unless a removal or deletion
+    /// happened since `checked_at` (then nothing is joined and the caller checks
+    /// membership again). Returns whether it joined.
+    pub fn join(&self, id: ConnId, chats: &[ChatId], checked_at: u64) -> bool {
+        let mut rooms = self.write();
+        if rooms.generation != checked_at {
+            return false;
+        }
+        let Rooms { members, conns, .. } = &mut *rooms;
+        let Some(entry) = conns.get_mut(&id) else {
+            return true;
+        };
+        for chat in chats {
+            entry.rooms.insert(*chat);
+            members.entry(*chat).or_default().insert(id);
+        }
+        true
+    }
+
+    /// Takes the connection out of the rooms of `chats`; rooms it is not in are ignored.
+    pub fn leave(&self, id: ConnId, chats: &[ChatId]) {
+        let mut rooms = self.write();
+        let Rooms { members, conns, .. } = &mut *rooms;
+        if let Some(entry) = conns.get_mut(&id) {
+            for chat in chats {
+                if entry.rooms.remove(chat) {
+                    leave_room(members, *chat, id);
+                }
+            }
+        }
+    }
+
+    /// Queues `frame` for one connection (a reply to its own request).
+    pub fn send_to(&self, id: ConnId, frame: &Arc<Frame>) {
+        let overflowed = {
+            let rooms = self.read();
+            rooms
+                .conns
+                .get(&id)
+                .and_then(|e| e.conn.deliver(frame).err().map(|_| Arc::clone(&e.conn)))
+        };
+        close_all(overflowed);
+    }
+
+    /// Queues `frame` for every connection in `chat`'s room.
+    pub fn broadcast(&self, chat: ChatId, frame: &Arc<Frame>) {
+        let overflowed: Vec<_> = {
+            let rooms = self.read();
+            let Some(ids) = rooms.members.get(&chat) else {
+                return;
+            };
+            ids.iter()
+                .filter_map(|id| rooms.conns.get(id))
+                .filter(|entry| entry.conn.deliver(frame).is_err())
+                .map(|entry| Arc::clone(&entry.conn))
+                .collect()
+        };
+        close_all(overflowed);
+    }
+
+    /// Takes every connection of `users` out of `chat`'s room at once, then queues
+    /// `frame` for the room's remaining connections and for every connection of the
+    /// removed users (in the room or not), which hear nothing more from the chat.
+    pub fn remove_users(&self, chat: ChatId, users: &[UserId], frame: &Arc<Frame>) {
+        let overflowed: Vec<_> = {
+            let mut rooms = self.write();
+            rooms.generation += 1;
+            let Rooms {
+                members,
+                conns,
+                by_user,
+                ..
+            } = &mut *rooms;
+            let removed: HashSet<ConnId> = users
+                .iter()
+                .filter_map(|u| by_user.get(u))
+                .flatten()
+                .copied()
+                .collect();
+            for id in &removed {
+                if let Some(entry) = conns.get_mut(id)
+                    && entry.rooms.remove(&chat)
+                {
+                    leave_room(members, chat, *id);
+                }
+            }
+            let remaining = members.get(&chat).into_iter().flatten();
+            remaining
+                .chain(removed.iter())
+                .filter_map(|id| conns.get(id))
+                .filter(|entry| entry.conn.deliver(frame).is_err())
+                .map(|entry| Arc::clone(&entry.conn))
+                .collect()
+        };
+        close_all(overflowed);
+    }
+
+    /// Queues `frame` for `chat`'s room, then empties the room: the chat is gone.
+    pub fn close_room(&self, chat: ChatId, frame: &Arc<Frame>) {
+        let overflowed: Vec<_> = {
+            let mut rooms = self.write();
+            rooms.generation += 1;
+            let Rooms { members, conns, .. } = &mut *rooms;
+            let ids = members.remove(&chat).unwrap_or_default();
+            let mut overflowed = Vec::new();
+            for id in &ids {
+                if let Some(entry) = conns.get_mut(id) {
+                    entry.rooms.remove(&chat);
+                    if entry.conn.deliver(frame).is_err() {
+                        overflowed.push(Arc::clone(&entry.conn));
+                    }
+                }
+            }
+            overflowed
+        };
+        close_all(overflowed);
+    }
+
+    /// Closes every connection (at shutdown).
+    pub fn close_all(&self) {
+        let all: Vec<_> = self
+            .read()
+            .conns
+            .values()
+            .map(|entry| Arc::clone(&entry.conn))
+            .collect();
+        for conn in all {
+            conn.close();
+        }
+    }
+
+    /// How many connections are registered (for metrics and tests).
+    pub fn connections(&self) -> usize {
+        self.read().conns.len()
+    }
+
+    /// How many connections are in `chat`'s room.
+    pub fn room_size(&self, chat: ChatId) -> usize {
+        self.read().members.get(&chat).map_or(0, HashSet::len)
+    }
+}
+
+fn leave_room(members: &mut HashMap<ChatId, HashSet<ConnId>>, chat: ChatId, id: ConnId) {
+    if let Some(room) = members.get_mut(&chat) {
+        room.remove(&id);
+        if room.is_empty() {
+            members.remove(&chat);
+        }
+    }
+}
+
+/// Closes connections whose queue overflowed: a client that stops reading is cut off
+/// rather than allowed to grow the server's memory or hold up the others.
+fn close_all(conns: impl IntoIterator<Item = Arc<dyn Connection>>) {
+    for conn in conns {
+        tracing::warn!("closing a connection whose outgoing queue is full");
+        conn.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use uuid::Uuid;
+
+    use super::*;
+
+    /// A connection that records what it was sent, with a queue of `capacity` frames.
+    struct Probe {
+        received: Mutex<Vec<String>>,
+        capacity: usize,
+        closed: Mutex<bool>,
+    }
+
+    impl Probe {
+        fn new(capacity: usize) -> Arc<Self> {
+            Arc::new(Self {
+                received: Mutex::new(Vec::new()),
+                capacity,
+                closed: Mutex::new(false),
+            })
+        }
+        fn events(&self) -> Vec<String> {
+            self.received.lock().unwrap().clone()
+        }
+        fn is_closed(&self) -> bool {
+            *self.closed.lock().unwrap()
+        }
+    }
+
+    impl Connection for Probe {
+        fn deliver(&self, frame: &Arc<Frame>) -> Result<(), Overflow> {
+            let mut received = self.received.lock().unwrap();
+            if received.len() >= self.capacity {
+                return Err(Overflow);
+            }
+            received.push(format!("{}:{}", frame.event(), frame.payload().get()));
+            Ok(())
+        }
+        fn close(&self) {
+            *self.closed.lock().unwrap() = true;
+        }
+    }
+
+    fn chat(n: u128) -> ChatId {
+        ChatId::from_uuid(Uuid::from_u128(n))
+    }
+    fn user(n: u128) -> UserId {
+        UserId::from_uuid(Uuid::from_u128(100 + n))
+    }
+    fn frame(event: &'static str, n: u32) -> Arc<Frame> {
+        Frame::new(event, &n).unwrap()
+    }
+
+    fn joined(hub: &Hub, who: UserId, chats: &[ChatId], capacity: usize) -> (ConnId, Arc<Probe>) {
+        let probe = Probe::new(capacity);
+        let id = hub.register(who, probe.clone());
+        assert!(hub.join(id, chats, hub.generation()));
+        (id, probe)
+    }
+
+    #[test]
+    fn a_broadcast_reaches_the_room_and_no_one_else() {
+        let hub = Hub::default();
+        let (_, a) = joined(&hub, user(1), &[chat(1)], 10);
+        let (_, b) = joined(&hub, user(2), &[chat(1), chat(2)], 10);
+        let (_, c) = joined(&hub, user(3), &[chat(2)], 10);
+        hub.broadcast(chat(1), &frame("messages:new", 1));
+        assert_eq!(a.events(), ["messages:new:1"]);
+        assert_eq!(b.events(), ["messages:new:1"]);
+        assert!(c.events().is_empty());
+    }
+
+    #[test]
+    fn removed_users_hear_the_removal_and_then_nothing_more() {
+        let hub = Hub::default();
+        let (_, owner) = joined(&hub, user(1), &[chat(1)], 10);
+        let (_, phone) = joined(&hub, user(2), &[chat(1)], 10);
+        let (_, laptop) = joined(&hub, user(2), &[], 10);
+        hub.remove_users(chat(1), &[user(2)], &frame("chats:member:removed", 2));
+        hub.broadcast(chat(1), &frame("messages:new", 3));
+        assert_eq!(owner.events(), ["chats:member:removed:2", "messages:new:3"]);
+        assert_eq!(phone.events(), ["chats:member:removed:2"]);
+        assert_eq!(laptop.events(), ["chats:member:removed:2"]);
+        assert_eq!(hub.room_size(chat(1)), 1);
+    }
+
+    #[test]
+    fn a_join_checked_before_a_removal_does_not_slip_in_after_it() {
+        let hub = Hub::default();
+        let probe = Probe::new(10);
+        let id = hub.register(user(2), probe);
+        let checked_at = hub.generation();
+        hub.remove_users(chat(1), &[user(2)], &frame("chats:member:removed", 2));
+        assert!(!hub.join(id, &[chat(1)], checked_at));
+        assert_eq!(hub.room_size(chat(1)), 0);
+    }
+
+    #[test]
+    fn closing_a_room_tells_it_and_empties_it() {
+        let hub = Hub::default();
+        let (_, a) = joined(&hub, user(1), &[chat(1)], 10);
+        hub.close_room(chat(1), &frame("chats:deleted", 1));
+        hub.broadcast(chat(1), &frame("messages:new", 2));
+        assert_eq!(a.events(), ["chats:deleted:1"]);
+        assert_eq!(hub.room_size(chat(1)), 0);
+    }
+
+    #[test]
+    fn a_connection_whose_queue_is_full_is_closed_and_the_others_still_receive() {
+        let hub = Hub::default();
+        let (_, slow) = joined(&hub, user(1), &[chat(1)], 1);
+        let (_, fast) = joined(&hub, user(2), &[chat(1)], 10);
+        hub.broadcast(chat(1), &frame("messages:new", 1));
+        assert!(!slow.is_closed());
+        hub.broadcast(chat(1), &frame("messages:new", 2));
+        assert!(slow.is_closed());
+        assert_eq!(fast.events(), ["messages:new:1", "messages:new:2"]);
+    }
+
+    #[test]
+    fn unregistering_leaves_every_room() {
+        let hub = Hub::default();
+        let (id, _) = joined(&hub, user(1), &[chat(1), chat(2)], 10);
+        hub.unregister(id);
+        assert_eq!(hub.room_size(chat(1)), 0);
+        assert_eq!(hub.room_size(chat(2)), 0);
+        assert_eq!(hub.connections(), 0);
+    }
+
+    #[test]
+    fn leaving_a_room_one_is_not_in_is_harmless() {
+        let hub = Hub::default();
+        let (id, _) = joined(&hub, user(1), &[chat(1)], 10);
+        hub.leave(id, &[chat(2), chat(1)]);
+        assert_eq!(hub.room_size(chat(1)), 0);
+    }
+}

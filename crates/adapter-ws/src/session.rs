@@ -1,0 +1,270 @@
+//! What a socket may ask, whatever its protocol: the contract's client events, parsed
+//! into domain values and answered by the use cases. Failures become the payload of an
+//! `exception` event here, and only here.
+
+use std::sync::Arc;
+
+use app::messages::Draft;
+use app::{App, AppError};
+use domain::{
+    ChatId, ClientMsgId, HistoryPage, InvalidInput, Limit, MessageContent, MessageId, UserId,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
+use wire::MessageView;
+
+use crate::hub::{ConnId, Hub};
+
+/// Most chats one `chats:connect` may name.
+const MAX_CHATS_PER_CONNECT: usize = 1000;
+/// How often a join is retried when a removal races with it (see [`Hub::join`]).
+const JOIN_ATTEMPTS: usize = 5;
+
+/// A handled event's answer: the payload for the ack, and the success event to send
+/// to the caller (none for `messages:create`, whose success is the room's
+/// `messages:new`).
+#[derive(Debug)]
+pub struct Success {
+    /// Event to emit to the caller with the payload, if any.
+    pub event: Option<&'static str>,
+    /// The payload, serialised once.
+    pub payload: Box<RawValue>,
+}
+
+/// A failed event: sent to the caller alone as `exception`, and to its ack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exception {
+    /// The event that failed.
+    pub event: String,
+    /// Why, fit for the client.
+    pub message: String,
+}
+
+/// `{"status": "error", "message", "event"}`, the `exception` payload.
+#[derive(Serialize)]
+pub struct ExceptionPayload<'a> {
+    status: &'static str,
+    message: &'a str,
+    event: &'a str,
+}
+
+/// `{"status": "error", "message"}`, what an ack receives on failure.
+#[derive(Serialize)]
+pub struct AckError<'a> {
+    status: &'static str,
+    message: &'a str,
+}
+
+impl Exception {
+    fn new(event: &str, message: impl Into<String>) -> Self {
+        Self {
+            event: event.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// The `exception` event's payload.
+    pub fn payload(&self) -> ExceptionPayload<'_> {
+        ExceptionPayload {
+            status: "error",
+            message: &self.message,
+            event: &self.event,
+        }
+    }
+
+    /// The ack's payload.
+    pub fn ack(&self) -> AckError<'_> {
+        AckError {
+            status: "error",
+            message: &self.message,
+        }
+    }
+}
+
+/// One authenticated connection's view of the application.
+pub struct Session {
+    app: App,
+    hub: Arc<Hub>,
+    conn: ConnId,
+    user: UserId,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ChatIds {
+    chat_ids: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChatIdsReply {
+    chat_ids: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CreateMessage {
+    chat_id: String,
+    content: String,
+    #[serde(default)]
+    client_msg_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct GetMessages {
+    chat_id: String,
+    #[serde(default)]
+    take: Option<i64>,
+    #[serde(default)]
+    skip: Option<i64>,
+    #[serde(default)]
+    before: Option<String>,
+}
+
+impl Session {
+    /// A session for connection `conn` of `user`.
+    pub fn new(app: App, hub: Arc<Hub>, conn: ConnId, user: UserId) -> Self {
+        Self {
+            app,
+            hub,
+            conn,
+            user,
+        }
+    }
+
+    /// Handles one client event.
+    ///
+    /// # Errors
+    /// An [`Exception`] for any failure; the connection stays open.
+    pub async fn handle(&self, event: &str, data: Value) -> Result<Success, Exception> {
+        let result = match event {
+            "chats:connect" => self.connect(data).await,
+            "chats:disconnect" => self.disconnect(data),
+            "messages:create" => self.create(data).await,
+            "messages:get" => self.get(data).await,
+            _ => return Err(Exception::new(event, "unknown event")),
+        };
+        result.map_err(|err| Exception::new(event, describe(&err)))
+    }
+
+    async fn connect(&self, data: Value) -> Result<Success, AppError> {
+        let ChatIds { chat_ids } = parse(data)?;
+        if chat_ids.is_empty() || chat_ids.len() > MAX_CHATS_PER_CONNECT {
+            return Err(InvalidInput::new("chatIds", "must name 1 to 1000 chats").into());
+        }
+        let ids = chat_ids_of(&chat_ids)?;
+        for _ in 0..JOIN_ATTEMPTS {
+            let checked_at = self.hub.generation();
+            self.app.chats.authorize_rooms(self.user, &ids).await?;
+            if self.hub.join(self.conn, &ids, checked_at) {
+                return success(
+                    Some("chats:connect:success"),
+                    &ChatIdsReply {
+                        chat_ids: strings(&ids),
+                    },
+                );
+            }
+        }
+        Err(InvalidInput::new("chatIds", "membership changed while joining; try again").into())
+    }
+
+    fn disconnect(&self, data: Value) -> Result<Success, AppError> {
+        let ChatIds { chat_ids } = parse(data)?;
+        let ids = chat_ids_of(&chat_ids)?;
+        self.hub.leave(self.conn, &ids);
+        success(
+            Some("chats:disconnect:success"),
+            &ChatIdsReply {
+                chat_ids: strings(&ids),
+            },
+        )
+    }
+
+    async fn create(&self, data: Value) -> Result<Success, AppError> {
+        let CreateMessage {
+            chat_id,
+            content,
+            client_msg_id,
+        } = parse(data)?;
+        let chat = ChatId::parse(&chat_id, "chatId")?;
+        let draft = MessageContent::parse(content).and_then(|content| {
+            let client_msg_id = client_msg_id.map(ClientMsgId::parse).transpose()?;
+            Ok(Draft {
+                content,
+                client_msg_id,
+            })
+        });
+        let message = self.app.messages.send(self.user, chat, draft).await?;
+        success(None, &MessageView::from(&message))
+    }
+
+    async fn get(&self, data: Value) -> Result<Success, AppError> {
+        let GetMessages {
+            chat_id,
+            take,
+            skip,
+            before,
+        } = parse(data)?;
+        let chat = ChatId::parse(&chat_id, "chatId")?;
+        let page = Limit::parse(
+            take,
+            HistoryPage::DEFAULT_LIMIT,
+            HistoryPage::MAX_LIMIT,
+            "take",
+        )
+        .and_then(|limit| {
+            Ok(HistoryPage {
+                limit,
+                skip: HistoryPage::parse_skip(skip)?,
+                before: before.map(|b| MessageId::parse(&b, "before")).transpose()?,
+            })
+        });
+        let messages = self.app.messages.history(self.user, chat, page).await?;
+        success(
+            Some("messages:get:success"),
+            &wire::views::<_, MessageView>(&messages),
+        )
+    }
+}
+
+fn parse<T: DeserializeOwned>(data: Value) -> Result<T, InvalidInput> {
+    serde_json::from_value(data)
+        .map_err(|err| InvalidInput::new("", format!("invalid payload: {err}")))
+}
+
+fn chat_ids_of(raw: &[String]) -> Result<Vec<ChatId>, InvalidInput> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, id)| ChatId::parse(id, &format!("chatIds[{i}]")))
+        .collect()
+}
+
+fn strings(ids: &[ChatId]) -> Vec<String> {
+    ids.iter().map(ToString::to_string).collect()
+}
+
+fn success<T: Serialize>(event: Option<&'static str>, payload: &T) -> Result<Success, AppError> {
+    let payload = serde_json::value::to_raw_value(payload).map_err(AppError::internal)?;
+    Ok(Success { event, payload })
+}
+
+/// The one place a failure becomes a socket client's `message`.
+fn describe(err: &AppError) -> String {
+    match err {
+        AppError::Internal(source) => {
+            tracing::error!(error = %source, source = ?source, "socket event failed on our side");
+            "internal error".to_owned()
+        }
+        AppError::UnknownUsers(_)
+        | AppError::Invalid(_)
+        | AppError::UsernameTaken
+        | AppError::InvalidCredentials
+        | AppError::Unauthenticated
+        | AppError::ChatNotFound
+        | AppError::NotMember
+        | AppError::NotOwner => err.to_string(),
+    }
+}

@@ -1,0 +1,218 @@
+//! The plain WebSocket endpoint `GET /ws`: JSON text frames `{"event", "data", "ack"?}`,
+//! the same events and rooms as Socket.IO.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::frame::Frame;
+use crate::hub::{Connection, Overflow};
+use crate::session::{Exception, Session};
+use crate::{OUTBOUND_QUEUE, Realtime, socketio::bearer, token_from_query};
+
+/// Largest frame a client may send.
+const MAX_INCOMING_FRAME: usize = 64 * 1024;
+
+/// A client frame.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientFrame {
+    event: String,
+    #[serde(default)]
+    data: Value,
+    #[serde(default)]
+    ack: Option<i64>,
+}
+
+/// The answer to a frame that carried `ack`.
+#[derive(Serialize)]
+struct AckFrame<'a, T: Serialize + ?Sized> {
+    event: &'static str,
+    ack: i64,
+    data: &'a T,
+}
+
+/// Authenticates (bearer header or `?token=`, else `401` before any upgrade), then
+/// upgrades.
+pub(crate) async fn upgrade(
+    State(realtime): State<Realtime>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let token = bearer(&headers)
+        .map(str::to_owned)
+        .or_else(|| token_from_query(query.as_deref()));
+    let user = match token {
+        None => return refuse(StatusCode::UNAUTHORIZED, "a valid access token is required"),
+        Some(token) => match realtime.app.auth.authenticate(&token).await {
+            Ok(user) => user,
+            Err(app::AppError::Internal(source)) => {
+                tracing::error!(error = %source, "websocket handshake failed on our side");
+                return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+            }
+            Err(_) => return refuse(StatusCode::UNAUTHORIZED, "a valid access token is required"),
+        },
+    };
+    match upgrade {
+        Ok(upgrade) => upgrade
+            .max_message_size(MAX_INCOMING_FRAME)
+            .on_upgrade(move |socket| run(socket, realtime, user)),
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
+fn refuse(status: StatusCode, detail: &str) -> Response {
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": detail,
+    });
+    let mut response = (status, axum::Json(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    if status == StatusCode::UNAUTHORIZED {
+        headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
+}
+
+/// A `/ws` socket in the hub: a bounded queue drained by the socket's writer.
+struct WsConnection {
+    outgoing: mpsc::Sender<Utf8Bytes>,
+    stop: CancellationToken,
+}
+
+impl WsConnection {
+    fn send(&self, text: Utf8Bytes) -> Result<(), Overflow> {
+        match self.outgoing.try_send(text) {
+            Err(mpsc::error::TrySendError::Full(_)) => Err(Overflow),
+            // Closed: the writer has ended and the socket is being unregistered.
+            Err(mpsc::error::TrySendError::Closed(_)) | Ok(()) => Ok(()),
+        }
+    }
+
+    fn send_or_close(&self, text: Utf8Bytes) {
+        if self.send(text).is_err() {
+            tracing::warn!("closing a /ws client whose outgoing queue is full");
+            self.close();
+        }
+    }
+}
+
+impl Connection for WsConnection {
+    fn deliver(&self, frame: &Arc<Frame>) -> Result<(), Overflow> {
+        self.send(frame.ws_text())
+    }
+
+    fn close(&self) {
+        self.stop.cancel();
+    }
+}
+
+async fn run(socket: WebSocket, realtime: Realtime, user: domain::UserId) {
+    let (mut sink, mut stream) = socket.split();
+    let (outgoing, mut queue) = mpsc::channel::<Utf8Bytes>(OUTBOUND_QUEUE);
+    let stop = CancellationToken::new();
+    let conn = Arc::new(WsConnection {
+        outgoing,
+        stop: stop.clone(),
+    });
+    let id = realtime.hub.register(user, conn.clone());
+    let session = Session::new(realtime.app.clone(), Arc::clone(&realtime.hub), id, user);
+
+    let writer = async {
+        loop {
+            let text = tokio::select! {
+                () = stop.cancelled() => break,
+                text = queue.recv() => text,
+            };
+            let Some(text) = text else { break };
+            if sink.send(Message::Text(text)).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    };
+    let reader = async {
+        // One frame at a time: a socket's requests are answered in order, and a client
+        // that floods us is slowed by TCP rather than queued in memory.
+        while let Some(Ok(message)) = stream.next().await {
+            match message {
+                Message::Text(text) => handle(&session, &conn, text.as_str()).await,
+                Message::Binary(_) => {
+                    let exception = Exception {
+                        event: String::new(),
+                        message: "frames must be JSON text".to_owned(),
+                    };
+                    reply_failure(&conn, None, &exception);
+                }
+                Message::Close(_) => break,
+                Message::Ping(_) | Message::Pong(_) => {}
+            }
+        }
+    };
+    tokio::select! {
+        () = writer => {},
+        () = reader => {},
+    }
+    realtime.hub.unregister(id);
+}
+
+async fn handle(session: &Session, conn: &WsConnection, text: &str) {
+    let frame: ClientFrame = match serde_json::from_str(text) {
+        Ok(frame) => frame,
+        Err(err) => {
+            let exception = Exception {
+                event: String::new(),
+                message: format!("invalid frame: {err}"),
+            };
+            return reply_failure(conn, None, &exception);
+        }
+    };
+    match session.handle(&frame.event, frame.data).await {
+        Ok(success) => {
+            if let Some(event) = success.event
+                && let Ok(reply) = Frame::new(event, &*success.payload)
+            {
+                conn.send_or_close(reply.ws_text());
+            }
+            if let Some(ack) = frame.ack {
+                send_ack(conn, ack, &*success.payload);
+            }
+        }
+        Err(exception) => reply_failure(conn, frame.ack, &exception),
+    }
+}
+
+fn reply_failure(conn: &WsConnection, ack: Option<i64>, exception: &Exception) {
+    if let Ok(frame) = Frame::new("exception", &exception.payload()) {
+        conn.send_or_close(frame.ws_text());
+    }
+    if let Some(ack) = ack {
+        send_ack(conn, ack, &exception.ack());
+    }
+}
+
+fn send_ack<T: Serialize + ?Sized>(conn: &WsConnection, ack: i64, data: &T) {
+    match serde_json::to_string(&AckFrame {
+        event: "ack",
+        ack,
+        data,
+    }) {
+        Ok(text) => conn.send_or_close(text.into()),
+        Err(err) => tracing::error!(%err, "cannot serialise an ack"),
+    }
+}
