@@ -18,6 +18,9 @@ use crate::hub::{Connection, Overflow};
 use crate::session::{Exception, Session};
 use crate::{OUTBOUND_QUEUE, Realtime, socketio::bearer, token_from_query};
 
+/// How long a closing socket may take to accept its close frame.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Largest frame a client may send.
 const MAX_INCOMING_FRAME: usize = 64 * 1024;
 
@@ -140,11 +143,18 @@ async fn run(socket: WebSocket, realtime: Realtime, user: domain::UserId) {
                 text = queue.recv() => text,
             };
             let Some(text) = text else { break };
-            if sink.send(Message::Text(text)).await.is_err() {
+            // A client that stopped reading blocks this send on a full TCP window; being
+            // told to stop must still end it.
+            let sent = tokio::select! {
+                () = stop.cancelled() => break,
+                sent = sink.send(Message::Text(text)) => sent,
+            };
+            if sent.is_err() {
                 break;
             }
         }
-        let _ = sink.close().await;
+        // A polite close, but a client that does not read does not get to hold us.
+        let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
     };
     let reader = async {
         // One frame at a time: a socket's requests are answered in order, and a client

@@ -3,17 +3,18 @@
 //! [`Application`].
 
 pub mod config;
+pub mod store;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use adapter_auth::{Argon2Hasher, JwtTokens};
 use adapter_http::{HttpState, ReadinessProbe};
-use adapter_postgres::PostgresStore;
 use adapter_ws::{Rooms, SocketCloser};
 use anyhow::Context;
 use app::{App, Ports};
 use async_trait::async_trait;
+use axum::serve::ListenerExt;
 use domain::PasswordPolicy;
 use tokio::net::TcpListener;
 
@@ -23,7 +24,7 @@ pub use config::Config;
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
-    store: PostgresStore,
+    store: store::Store,
     sockets_closer: SocketCloser,
 }
 
@@ -35,14 +36,7 @@ impl Application {
     /// When the configuration is incomplete, the database cannot be reached or
     /// migrated, or the address cannot be bound; each error is one readable sentence.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let url = config
-            .database_url
-            .as_deref()
-            .context("DATABASE_URL is not set: give a postgres://… URL (an embedded default database is not available yet)")?;
-        let store = PostgresStore::connect(url).await.with_context(|| {
-            format!("cannot start on the database at {}", config::redacted(url))
-        })?;
-        tracing::info!(database = %config::redacted(url), "using PostgreSQL");
+        let store = store::Store::open(&config).await?;
 
         let password_policy =
             PasswordPolicy::with_min_chars(usize::from(config.password_min_length))
@@ -101,7 +95,14 @@ impl Application {
             // Live sockets would hold the graceful shutdown open forever.
             closer.close_all().await;
         };
-        axum::serve(self.listener, self.router)
+        // Small frames (acks, chat messages) must leave at once, not wait for Nagle's
+        // algorithm to meet the peer's delayed ACK (tens of milliseconds a round trip).
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::warn!(%err, "cannot set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, self.router)
             .with_graceful_shutdown(stopping)
             .await?;
         self.store.close().await;
@@ -135,7 +136,7 @@ fn jwt_secret(config: &Config) -> Vec<u8> {
 }
 
 /// `/readyz`: the database answers.
-struct DatabaseReady(PostgresStore);
+struct DatabaseReady(store::Store);
 
 #[async_trait]
 impl ReadinessProbe for DatabaseReady {
