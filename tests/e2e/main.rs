@@ -1,1 +1,22 @@
-//! End-to-end suite: the real server binary driven over HTTP (being written).
+//! End-to-end tests of the wire contract (/work/shared/contract/API.md): the real `server`
+//! binary, started on a free port against a fresh PostgreSQL database per test, driven
+//! exactly as a client would drive it (REST over HTTP; sockets in `realtime`).
+//!
+//! Needs PostgreSQL: `DATABASE_URL` names a database to create the test databases from
+//! (default `postgres://postgres@127.0.0.1:5432/postgres`, trust authentication). Set
+//! `TEST_LOG=1` to see the servers' logs.
+//!
+//! Every status assertion goes through `helpers::assert_json`, `assert_problem` or
+//! `assert_no_content`, which name the exact status expected: a client error answered
+//! with a 500 fails the test that provoked it.
+
+mod auth;
+mod chats;
+mod errors;
+mod health;
+mod helpers;
+mod members;
+mod messages;
+mod realtime;
+mod tokens;
+mod users;

@@ -1,4 +1,4 @@
-//! `cargo xtask`: the project's developer workflows (`test`, `e2e`, `ci`) as one small
+//! `cargo xtask`: the project's developer workflows (`test`, `e2e`, `tidy`, `ci`) as one small
 //! binary, so that CI and a developer run exactly the same commands.
 //!
 //! Each workflow is a list of steps; every step is printed before it runs and the first
@@ -20,6 +20,7 @@ commands:
   test [args...]  run every test of the workspace (unit, repository, end-to-end);
                   extra args go to `cargo test` (e.g. `-- --nocapture`)
   e2e [args...]   run only the end-to-end suite (tests/e2e) against the real server
+  tidy            every .rs file starts with `//!`; the domain depends on no I/O crate
   ci              what CI runs: fmt check, clippy -D warnings, tidy, then `test`
 
 The repository and end-to-end tests need PostgreSQL: DATABASE_URL
@@ -60,6 +61,7 @@ fn run() -> Result<()> {
     match command.as_ref().and_then(|c| c.to_str()) {
         Some("test") => test(&root, &rest),
         Some("e2e") => e2e(&root, &rest),
+        Some("tidy") => tidy(&root),
         Some("ci") => {
             if !rest.is_empty() {
                 bail!("`ci` takes no arguments\n\n{USAGE}");

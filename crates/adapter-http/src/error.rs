@@ -29,6 +29,9 @@ pub enum ApiError {
     /// No route has this path.
     #[error("no such route")]
     RouteNotFound,
+    /// The path exists, but not with this method.
+    #[error("this method is not allowed on this path")]
+    MethodNotAllowed,
 }
 
 /// An RFC 9457 problem document.
@@ -67,6 +70,7 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::UnreadableBody => StatusCode::BAD_REQUEST,
             Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
 
@@ -126,6 +130,11 @@ fn problem(status: StatusCode, detail: String, errors: Vec<FieldProblem>) -> Res
 /// The fallback for paths no route matches.
 pub(crate) async fn route_not_found() -> ApiError {
     ApiError::RouteNotFound
+}
+
+/// The fallback for a known path with a method it does not serve.
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }
 
 /// Turns a panic in a handler into a plain 500 problem; the panic itself is logged.

@@ -102,8 +102,27 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 
 impl JsonBody {
     /// Parses the body strictly into `T` (whose serde attributes deny unknown fields).
+    /// The body must be a JSON object: serde would otherwise accept an array of the
+    /// fields' values in order.
     pub(crate) fn parse<T: DeserializeOwned>(&self) -> Result<T, InvalidInput> {
-        serde_json::from_slice(&self.0)
+        let invalid =
+            |err: serde_json::Error| InvalidInput::new("", format!("invalid request body: {err}"));
+        let first = self.0.iter().find(|b| !b.is_ascii_whitespace());
+        if first != Some(&b'{') {
+            // Say why precisely: malformed JSON, or well-formed but not an object.
+            serde_json::from_slice::<serde::de::IgnoredAny>(&self.0).map_err(invalid)?;
+            return Err(InvalidInput::new(
+                "",
+                "the request body must be a JSON object",
+            ));
+        }
+        serde_json::from_slice(&self.0).map_err(invalid)
+    }
+
+    /// Checks only that the body is well-formed JSON, of any shape.
+    pub(crate) fn check_well_formed(&self) -> Result<(), InvalidInput> {
+        serde_json::from_slice::<serde::de::IgnoredAny>(&self.0)
+            .map(drop)
             .map_err(|err| InvalidInput::new("", format!("invalid request body: {err}")))
     }
 }

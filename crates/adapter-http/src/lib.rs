@@ -47,6 +47,7 @@ pub fn router(state: HttpState) -> Router {
     routes::routes()
         .with_state(state)
         .fallback(error::route_not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(

@@ -353,3 +353,40 @@ async fn an_unknown_route_is_a_404_problem() {
     let (status, headers, body) = send(app(), request("GET", "/nowhere", None, None)).await;
     assert_problem(status, &headers, &body, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_json_array_is_not_a_body_even_in_field_order() {
+    let (status, headers, body) = send(
+        app(),
+        request(
+            "POST",
+            "/auth/register",
+            None,
+            Some(r#"["alice", "password1"]"#),
+        ),
+    )
+    .await;
+    assert_problem(status, &headers, &body, StatusCode::BAD_REQUEST);
+    assert!(
+        body["detail"].as_str().unwrap().contains("JSON object"),
+        "{body}"
+    );
+    // Well-formed JSON of the wrong shape is a failed login, not a 400.
+    let (status, headers, body) = send(
+        app(),
+        request(
+            "POST",
+            "/auth/login",
+            None,
+            Some(r#"["alice", "password1"]"#),
+        ),
+    )
+    .await;
+    assert_problem(status, &headers, &body, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_known_path_with_an_unsupported_method_is_a_405_problem() {
+    let (status, headers, body) = send(app(), request("PUT", "/chats", Some("owner"), None)).await;
+    assert_problem(status, &headers, &body, StatusCode::METHOD_NOT_ALLOWED);
+}

@@ -45,8 +45,7 @@ pub(crate) async fn login(
     body: JsonBody,
 ) -> Result<Json<TokenResponse>, ApiError> {
     // Only malformed JSON is a 400: any other flaw is an unsuccessful login.
-    body.parse::<serde::de::IgnoredAny>()
-        .map_err(AppError::Invalid)?;
+    body.check_well_formed().map_err(AppError::Invalid)?;
     let credentials: Credentials = body.parse().map_err(|_| AppError::InvalidCredentials)?;
     let token = state
         .app

@@ -1,0 +1,163 @@
+//! What holds for every answer: a request id, RFC 9457 problem documents for errors, and
+//! no 5xx for anything a client can send.
+
+use reqwest::header::CONTENT_TYPE;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{
+    PASSWORD, TestServer, assert_json, assert_no_content, assert_problem, assert_request_id, id_of,
+    unknown_id,
+};
+
+#[tokio::test]
+async fn a_response_of_every_kind_carries_its_own_x_request_id() {
+    let app = TestServer::spawn().await;
+    let (_, alice) = app.user_with_token("alice").await;
+    let (_, bob) = app.user_with_token("bob").await;
+    let chat = id_of(&app.create_chat(&alice, "team", &[]).await);
+    let register = |name: &str| json!({"username": name, "password": PASSWORD});
+
+    let responses = vec![
+        app.get_anonymous("/healthz").await,
+        app.get_anonymous("/readyz").await,
+        app.post("/auth/register", None, &register("carol")).await, // 201
+        app.post("/auth/register", None, &register("Carol")).await, // 409
+        app.get("/users", &alice).await,                            // 200
+        app.get_anonymous("/users").await,                          // 401
+        app.get("/chats/nope/members", &alice).await,               // 400
+        app.get(&format!("/chats/{chat}/members"), &bob).await,     // 403
+        app.get(&format!("/chats/{}/members", unknown_id()), &alice)
+            .await, // 404
+        app.send_raw(Method::POST, "/auth/register", None, "x".repeat(70 * 1024))
+            .await, // 413
+        app.delete(&format!("/chats/{chat}"), &alice).await,        // 204
+    ];
+
+    let mut ids: Vec<String> = responses
+        .iter()
+        .map(|r| {
+            assert!(
+                r.status().as_u16() < 500,
+                "{} answered {}",
+                r.url(),
+                r.status()
+            );
+            assert_request_id(r)
+        })
+        .collect();
+    let count = ids.len();
+    ids.sort();
+    ids.dedup();
+    // Interpretation: a request id identifies one request, so no two share one.
+    assert_eq!(ids.len(), count, "request ids repeat: {ids:?}");
+}
+
+#[tokio::test]
+async fn an_unknown_route_is_a_404_problem() {
+    let app = TestServer::spawn().await;
+    let (_, token) = app.user_with_token("alice").await;
+
+    // Interpretation: "errors are RFC 9457 problem details" covers routes that do not
+    // exist too, with or without a token.
+    for path in ["/nope", "/chats/x/y/z", "/auth", "/users/me/friends"] {
+        assert_problem(app.get_anonymous(path).await, StatusCode::NOT_FOUND).await;
+        assert_problem(app.get(path, &token).await, StatusCode::NOT_FOUND).await;
+    }
+}
+
+#[tokio::test]
+async fn an_unsupported_method_on_a_known_path_is_a_405_problem() {
+    let app = TestServer::spawn().await;
+    let (_, token) = app.user_with_token("alice").await;
+    let chat = id_of(&app.create_chat(&token, "team", &[]).await);
+
+    // Interpretation: as for unknown routes, the error is a problem document; its status
+    // is the one HTTP defines for a method the resource does not support.
+    for (method, path) in [
+        (Method::PUT, "/chats".to_owned()),
+        (Method::GET, "/auth/register".to_owned()),
+        (Method::PATCH, format!("/chats/{chat}")),
+        (Method::POST, "/healthz".to_owned()),
+    ] {
+        let response = app
+            .request(method, &path, Some(&token))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(response, StatusCode::METHOD_NOT_ALLOWED).await;
+    }
+    // The chat survived the PATCH.
+    assert_eq!(app.member_ids(&token, &chat).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_body_not_declared_as_json_is_a_4xx_problem() {
+    let app = TestServer::spawn().await;
+    let body = json!({"username": "alice", "password": PASSWORD}).to_string();
+
+    // Interpretation: the contract says nothing of the Content-Type of requests; a
+    // careful server refuses a body declared as something other than JSON (what an HTML
+    // form on another site can send) with 400 or 415, never 5xx, and stores nothing. A
+    // body with no Content-Type at all may be read either way, so it is not tested.
+    for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
+        let response = app
+            .request(Method::POST, "/auth/register", None)
+            .header(CONTENT_TYPE, content_type)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        assert!(
+            status == StatusCode::BAD_REQUEST || status == StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type {content_type:?} answered {status}"
+        );
+        assert_problem(response, status).await;
+    }
+    app.register("alice", PASSWORD).await;
+}
+
+#[tokio::test]
+async fn absurd_query_and_path_values_are_400_problems() {
+    let app = TestServer::spawn().await;
+    let (_, token) = app.user_with_token("alice").await;
+    let chat = id_of(&app.create_chat(&token, "team", &[]).await);
+
+    for path in [
+        "/users?limit=99999999999999999999999".to_owned(),
+        "/users?limit=1e3".to_owned(),
+        "/users?limit=%00".to_owned(),
+        format!("/chats/{chat}/messages?limit=-99999999999999999999"),
+        format!("/chats/{chat}/messages?before=%F0%9F%98%80"),
+        format!("/chats/{}/members", "a".repeat(5000)),
+        "/chats/%F0%9F%98%80/members".to_owned(),
+        "/chats/00000000-0000-0000-0000-00000000000g/members".to_owned(),
+    ] {
+        assert_problem(app.get(&path, &token).await, StatusCode::BAD_REQUEST).await;
+    }
+}
+
+#[tokio::test]
+async fn a_request_that_failed_validation_changes_nothing() {
+    let app = TestServer::spawn().await;
+    let (_, alice) = app.user_with_token("alice").await;
+    let (bob, _) = app.user_with_token("bob").await;
+    let chat = id_of(&app.create_chat(&alice, "team", &[&bob]).await);
+    let before = app.member_ids(&alice, &chat).await;
+
+    let bad = json!({"members": [bob, "not-a-uuid"]});
+    let response = app
+        .delete_with(&format!("/chats/{chat}/members"), &alice, &bad)
+        .await;
+    assert_problem(response, StatusCode::BAD_REQUEST).await;
+    let response = app
+        .post(&format!("/chats/{chat}/members"), Some(&alice), &bad)
+        .await;
+    assert_problem(response, StatusCode::BAD_REQUEST).await;
+
+    assert_eq!(app.member_ids(&alice, &chat).await, before);
+    // And the chat is intact enough to be deleted normally.
+    assert_no_content(app.delete(&format!("/chats/{chat}"), &alice).await).await;
+    assert_json(app.get("/chats", &alice).await, StatusCode::OK).await;
+}

@@ -1,0 +1,239 @@
+//! End-to-end tests of the real-time half: the reference `socket.io-client` suite in
+//! `tests/socketio` (wire compatibility), and raw-WebSocket tests of what a JavaScript
+//! client cannot easily show (a client that stops reading).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpSocket;
+use tokio::process::Command;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::helpers::{TestServer, id_of};
+
+type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn js_suite_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/socketio")
+}
+
+/// Installs the suite's pinned packages (`npm ci`) unless the installed tree already
+/// matches the lock file.
+async fn install_js_suite(dir: &Path) {
+    let installed = dir.join("node_modules/.package-lock.json");
+    let lock = dir.join("package-lock.json");
+    let fresh = match (std::fs::metadata(&installed), std::fs::metadata(&lock)) {
+        (Ok(installed), Ok(lock)) => installed.modified().ok() >= lock.modified().ok(),
+        _ => false,
+    };
+    if fresh {
+        return;
+    }
+    let output = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("running npm (Node.js 20+ and npm are needed for the Socket.IO suite)");
+    assert!(
+        output.status.success(),
+        "npm ci failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn the_reference_socket_io_client_suite_passes() {
+    let dir = js_suite_dir();
+    install_js_suite(&dir).await;
+    let app = TestServer::spawn().await;
+    let output = Command::new("node")
+        .args(["--test", "--test-concurrency=1"])
+        .current_dir(&dir)
+        .env("SERVER_URL", &app.address)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("running node --test");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    println!("{report}");
+    assert!(
+        output.status.success(),
+        "the socket.io-client suite failed:\n{report}"
+    );
+    assert!(
+        report.contains("# fail 0"),
+        "the suite ran no tests or reported failures:\n{report}"
+    );
+}
+
+/// Opens `/ws` with `token`; `receive_buffer` shrinks the client's TCP receive buffer
+/// so that a client that stops reading is noticed after little data.
+async fn open_ws(app: &TestServer, token: &str, receive_buffer: Option<u32>) -> Ws {
+    let address = app.address.trim_start_matches("http://");
+    let socket = TcpSocket::new_v4().expect("a TCP socket");
+    if let Some(size) = receive_buffer {
+        socket
+            .set_recv_buffer_size(size)
+            .expect("setting SO_RCVBUF");
+    }
+    let stream = socket
+        .connect(address.parse().expect("the server's address"))
+        .await
+        .expect("connecting");
+    stream.set_nodelay(true).expect("setting TCP_NODELAY");
+    let url = format!("ws://{address}/ws?token={token}");
+    let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
+        .await
+        .expect("upgrading /ws");
+    ws
+}
+
+async fn send(ws: &mut Ws, frame: Value) {
+    ws.send(Message::text(frame.to_string()))
+        .await
+        .expect("sending a frame");
+}
+
+/// The next text frame, as JSON.
+async fn next_frame(ws: &mut Ws) -> Value {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a frame within 10 s")
+            .expect("the socket to stay open")
+            .expect("a readable frame");
+        if let Message::Text(text) = message {
+            return serde_json::from_str(text.as_str()).expect("JSON frames");
+        }
+    }
+}
+
+/// Reads frames until the ack numbered `ack`, returning its data.
+async fn ack(ws: &mut Ws, ack: i64) -> Value {
+    loop {
+        let frame = next_frame(ws).await;
+        if frame["event"] == "ack" && frame["ack"] == ack {
+            return frame["data"].clone();
+        }
+    }
+}
+
+async fn join(ws: &mut Ws, chat: &str, n: i64) {
+    send(
+        ws,
+        json!({"event": "chats:connect", "data": {"chatIds": [chat]}, "ack": n}),
+    )
+    .await;
+    assert_eq!(ack(ws, n).await, json!({"chatIds": [chat]}));
+}
+
+#[tokio::test]
+async fn a_ws_client_that_stops_reading_is_cut_off_while_the_others_get_everything() {
+    let app = TestServer::spawn().await;
+    let (_, alice) = app.user_with_token("alice").await;
+    let (bob_id, bob) = app.user_with_token("bob").await;
+    let chat = id_of(&app.create_chat(&alice, "busy", &[&bob_id]).await);
+
+    let mut sender = open_ws(&app, &alice, None).await;
+    join(&mut sender, &chat, 1).await;
+    let mut stalled = open_ws(&app, &bob, Some(4096)).await;
+    join(&mut stalled, &chat, 1).await;
+
+    // Bob stops reading. Far more than his queue (1024 frames) plus what the kernel
+    // buffers must go out before the server gives up on him.
+    let content = "x".repeat(4000);
+    let total: i64 = 2500;
+    let mut delivered_to_sender = 0;
+    for n in 0..total {
+        send(&mut sender, json!({"event": "messages:create", "data": {"chatId": chat, "content": content}, "ack": n + 10})).await;
+        loop {
+            let frame = next_frame(&mut sender).await;
+            if frame["event"] == "messages:new" {
+                delivered_to_sender += 1;
+            }
+            if frame["event"] == "ack" {
+                assert_eq!(frame["ack"], n + 10, "acks come in order");
+                assert_eq!(frame["data"]["content"].as_str().map(str::len), Some(4000));
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        delivered_to_sender, total,
+        "a stalled receiver must not cost the others anything"
+    );
+
+    // Bob's socket was closed: draining it ends before all messages arrived.
+    let mut drained = 0;
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(Ok(message)) = stalled.next().await {
+            match message {
+                Message::Text(_) => drained += 1,
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the stalled socket was never closed");
+    assert!(
+        drained < total,
+        "the stalled socket received all {total} messages; it was never cut off"
+    );
+}
+
+#[tokio::test]
+async fn ws_answers_acks_exceptions_and_stays_open_after_bad_frames() {
+    let app = TestServer::spawn().await;
+    let (_, alice) = app.user_with_token("alice").await;
+    let chat = id_of(&app.create_chat(&alice, "general", &[]).await);
+    let mut ws = open_ws(&app, &alice, None).await;
+
+    ws.send(Message::text("{not json")).await.expect("sending");
+    let frame = next_frame(&mut ws).await;
+    assert_eq!(frame["event"], "exception");
+    assert_eq!(frame["data"]["status"], "error");
+
+    send(
+        &mut ws,
+        json!({"event": "messages:create", "data": {"chatId": chat, "content": "  "}, "ack": 5}),
+    )
+    .await;
+    let frame = next_frame(&mut ws).await;
+    assert_eq!(frame["event"], "exception");
+    assert_eq!(frame["data"]["event"], "messages:create");
+    assert_eq!(ack(&mut ws, 5).await["status"], "error");
+
+    send(&mut ws, json!({"event": "messages:create", "data": {"chatId": chat, "content": "still here"}, "ack": 6})).await;
+    let message = ack(&mut ws, 6).await;
+    assert_eq!(message["content"], "still here");
+    assert_eq!(message["chatId"], chat.as_str());
+}
+
+#[tokio::test]
+async fn ws_refuses_a_bad_token_with_401_before_the_upgrade() {
+    let app = TestServer::spawn().await;
+    let address = app.address.trim_start_matches("http://");
+    for url in [
+        format!("ws://{address}/ws"),
+        format!("ws://{address}/ws?token=garbage"),
+    ] {
+        match tokio_tungstenite::connect_async(url).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 401)
+            }
+            other => panic!("expected a 401 refusal, got {other:?}"),
+        }
+    }
+}
