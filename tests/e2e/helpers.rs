@@ -39,6 +39,10 @@ pub struct TestServer {
     admin_url: String,
     /// `e2e_<uuid>`.
     db_name: String,
+    /// The port the server listens on, kept across restarts.
+    port: u16,
+    /// Environment the test asked for, kept across restarts.
+    extra_env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -76,11 +80,24 @@ impl TestServer {
             db_url,
             admin_url,
             db_name,
+            port: 0,
+            extra_env: Vec::new(),
             child: None,
         };
 
-        let port = free_port();
-        server.address = format!("http://127.0.0.1:{port}");
+        server.port = free_port();
+        server.address = format!("http://127.0.0.1:{}", server.port);
+        server.extra_env = extra_env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        server.start().await;
+        server
+    }
+
+    /// Starts the server process on this server's port and database and waits until it
+    /// answers.
+    async fn start(&mut self) {
         let test_log = std::env::var_os("TEST_LOG").is_some();
         let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
         command
@@ -88,9 +105,9 @@ impl TestServer {
             .env_remove("PASSWORD_MIN_LENGTH")
             .env_remove("REDIS_URL")
             .env("HOST", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .env("DATABASE_URL", &server.db_url)
-            .env("JWT_SECRET", &server.jwt_secret)
+            .env("PORT", self.port.to_string())
+            .env("DATABASE_URL", &self.db_url)
+            .env("JWT_SECRET", &self.jwt_secret)
             .stdin(Stdio::null())
             .kill_on_drop(true);
         if test_log {
@@ -105,12 +122,21 @@ impl TestServer {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
         }
-        for (key, value) in extra_env {
+        for (key, value) in &self.extra_env {
             command.env(key, value);
         }
-        server.child = Some(command.spawn().expect("starting the server binary"));
-        server.wait_until_healthy().await;
-        server
+        self.child = Some(command.spawn().expect("starting the server binary"));
+        self.wait_until_healthy().await;
+    }
+
+    /// Kills the server with SIGKILL — no graceful shutdown, nothing flushed — and
+    /// starts it again on the same port and database.
+    pub async fn kill_and_restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.start_kill().expect("sending SIGKILL to the server");
+            child.wait().await.expect("reaping the killed server");
+        }
+        self.start().await;
     }
 
     /// Polls `/healthz` until it answers 200; panics with the reason when the process

@@ -237,3 +237,43 @@ async fn ws_refuses_a_bad_token_with_401_before_the_upgrade() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_acknowledged_message_survives_kill_9_and_its_client_msg_id_still_dedupes() {
+    let mut app = TestServer::spawn().await;
+    let (_, alice) = app.user_with_token("alice").await;
+    let chat = id_of(&app.create_chat(&alice, "durable", &[]).await);
+
+    let mut ws = open_ws(&app, &alice, None).await;
+    let create = json!({"event": "messages:create", "data": {"chatId": chat, "content": "keep me", "clientMsgId": "k-1"}, "ack": 1});
+    send(&mut ws, create.clone()).await;
+    let acknowledged = ack(&mut ws, 1).await;
+    let id = acknowledged["id"]
+        .as_str()
+        .expect("the ack carries the message")
+        .to_owned();
+
+    app.kill_and_restart().await;
+
+    let history = app
+        .get(&format!("/chats/{chat}/messages"), &alice)
+        .await
+        .json::<Vec<Value>>()
+        .await
+        .expect("history");
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0]["id"], id.as_str());
+
+    // The same send retried after the restart stores nothing new: the database, not
+    // the process's memory, enforces clientMsgId.
+    let mut ws = open_ws(&app, &alice, None).await;
+    send(&mut ws, create).await;
+    assert_eq!(ack(&mut ws, 1).await["id"], id.as_str());
+    let history = app
+        .get(&format!("/chats/{chat}/messages"), &alice)
+        .await
+        .json::<Vec<Value>>()
+        .await
+        .expect("history");
+    assert_eq!(history.len(), 1);
+}
