@@ -6,13 +6,17 @@
 create table users (
     id            uuid primary key,
     username      text not null,
+    -- `Username::folded()` of `username` (its Unicode lowercase), computed by the
+    -- application rather than by `lower()`, so that every store (SQLite's `lower()` folds
+    -- only ASCII) agrees on which names are the same.
+    username_key  text not null,
     password_hash text not null,
     created_at    timestamptz not null default current_timestamp
 );
 
--- "Alice" and "alice" are the same user, at registration and at login. The adapter maps a
--- violation of this index (by name) to `UsernameTaken`.
-create unique index users_username_lower_key on users (lower(username));
+-- "Alice" and "alice", "Émile" and "émile" are the same user, at registration and at
+-- login. The adapter maps a violation of this index (by name) to `UsernameTaken`.
+create unique index users_username_key_key on users (username_key);
 
 -- Keyset paging of GET /users: ordered by registration time, then id.
 create index users_created_at_id_idx on users (created_at, id);

@@ -57,6 +57,7 @@ async fn the_reference_socket_io_client_suite_passes() {
         .args(["--test", "--test-concurrency=1"])
         .current_dir(&dir)
         .env("SERVER_URL", &app.address)
+        .env("JWT_SECRET", &app.jwt_secret)
         .stdin(Stdio::null())
         .output()
         .await

@@ -22,9 +22,9 @@ pub enum PostgresError {
     Ping(#[source] sqlx::Error),
 }
 
-/// The unique index that makes usernames unique without regard to case (see the
-/// migration `0001_init.sql`).
-const USERNAME_INDEX: &str = "users_username_lower_key";
+/// The unique index on the folded username that makes usernames unique without regard
+/// to case (see the migration `0001_init.sql`).
+const USERNAME_INDEX: &str = "users_username_key_key";
 
 /// Foreign keys that reference `users`: violating one means a user does not exist.
 const USER_FOREIGN_KEYS: &[&str] = &[

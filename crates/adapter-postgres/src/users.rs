@@ -68,15 +68,17 @@ impl UserRepository for PgUserRepository {
         username: &Username,
         password_hash: &PasswordHash,
     ) -> Result<User, StoreError> {
-        // A username taken without regard to case violates `users_username_lower_key`,
-        // which `store_error` turns into `UsernameTaken`: no check-then-insert race.
+        // A username taken without regard to case has the same folded key and violates
+        // `users_username_key_key`, which `store_error` turns into `UsernameTaken`: no
+        // check-then-insert race.
         let row: UserRow = sqlx::query_as(
-            "insert into users (id, username, password_hash)
-             values ($1, $2, $3)
+            "insert into users (id, username, username_key, password_hash)
+             values ($1, $2, $3, $4)
              returning id, username, created_at",
         )
         .bind(Uuid::now_v7())
         .bind(username.as_str())
+        .bind(username.folded())
         .bind(password_hash.as_str())
         .fetch_one(&self.pool)
         .await
@@ -91,13 +93,13 @@ impl UserRepository for PgUserRepository {
         &self,
         username: &Username,
     ) -> Result<Option<UserCredentials>, StoreError> {
-        // `lower(username)` is what the unique index holds, so this is an index lookup.
+        // The folded key is what the unique index holds, so this is an index lookup.
         let row: Option<CredentialsRow> = sqlx::query_as(
             "select id, username, created_at, password_hash
              from users
-             where lower(username) = lower($1)",
+             where username_key = $1",
         )
-        .bind(username.as_str())
+        .bind(username.folded())
         .fetch_optional(&self.pool)
         .await
         .map_err(store_error)?;

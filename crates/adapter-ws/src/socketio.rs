@@ -100,11 +100,15 @@ struct Inbound {
     ack: AckSender,
 }
 
-async fn on_connect(socket: SocketRef, State(realtime): State<Realtime>) {
+/// Registers a connected socket. Deliberately not an `async fn`: socketioxide calls a
+/// connect handler synchronously and spawns only the future it returns, so the event
+/// handlers below are in place before the client's first event can be dispatched (an
+/// `async fn` body would run later, and events arriving first would be dropped).
+fn on_connect(socket: SocketRef, State(realtime): State<Realtime>) -> Ready<()> {
     let Some(Caller(user)) = socket.extensions.get::<Caller>() else {
         // The middleware always sets it; without it the socket must not stay.
         let _ = socket.disconnect();
-        return;
+        return ready(());
     };
     let conn = realtime
         .hub
@@ -142,6 +146,7 @@ async fn on_connect(socket: SocketRef, State(realtime): State<Realtime>) {
             ready(())
         },
     );
+    ready(())
 }
 
 /// Handles one socket's events one at a time, in arrival order.

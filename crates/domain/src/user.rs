@@ -8,7 +8,7 @@ use crate::error::InvalidInput;
 use crate::ids::UserId;
 
 /// A username: 3–64 characters, no whitespace or control characters. Stored and echoed
-/// as given; uniqueness ignores case (that comparison is the store's job).
+/// as given; uniqueness ignores case: stores compare [`Username::folded`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username(String);
 
@@ -43,6 +43,14 @@ impl Username {
     /// The username as given at registration.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The key under which the username is unique and by which login finds it: the
+    /// username in Unicode lowercase (`str::to_lowercase`), so that `Émile` and `émile`
+    /// are one user. Every store keeps and compares this key rather than folding case
+    /// itself, since databases disagree (SQLite's `lower()` folds only ASCII).
+    pub fn folded(&self) -> String {
+        self.0.to_lowercase()
     }
 }
 
@@ -210,6 +218,17 @@ mod tests {
     #[test]
     fn username_is_kept_as_given() {
         assert_eq!(Username::parse("AlIcE").unwrap().as_str(), "AlIcE");
+    }
+
+    #[test]
+    fn folding_lowercases_beyond_ascii() {
+        let folded = |raw: &str| Username::parse(raw).unwrap().folded();
+        assert_eq!(folded("AlIcE"), "alice");
+        assert_eq!(folded("Émile"), "émile");
+        assert_eq!(folded("ÉMILE"), folded("émile"));
+        assert_eq!(folded("ΟΔΥΣΣΕΥΣ"), "οδυσσευς");
+        // Different letters stay different: folding is not accent stripping.
+        assert_ne!(folded("émile"), folded("emile"));
     }
 
     #[test]

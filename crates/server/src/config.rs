@@ -2,6 +2,7 @@
 //! command-line flag (`--port 8080` or `PORT=8080`).
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -22,9 +23,16 @@ pub struct Config {
     #[arg(long, env = "PORT", default_value_t = 3000)]
     pub port: u16,
 
-    /// Database to use: `postgres://user@host:port/db`.
+    /// Database to use: `postgres://user@host:port/db` (or `postgresql://…`) for
+    /// PostgreSQL, `sqlite://path/to/file.db` for SQLite. When unset, the embedded
+    /// SQLite database `messenger.db` in the data directory.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+
+    /// Directory of the embedded database (`messenger.db`), used when DATABASE_URL is
+    /// unset; created on first start and kept across restarts.
+    #[arg(long, env = "DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
 
     /// Signing key for access tokens; when unset, a random one is made at start (tokens
     /// then die with the process, and several nodes cannot share them).
@@ -51,6 +59,7 @@ impl Config {
             host: IpAddr::from([127, 0, 0, 1]),
             port: 0,
             database_url: Some(database_url.to_owned()),
+            data_dir: PathBuf::from("./data"),
             jwt_secret: Some("test-secret-test-secret-test-secret".to_owned()),
             jwt_ttl: Duration::from_secs(900),
             password_min_length: 8,
@@ -88,6 +97,9 @@ mod tests {
         assert_eq!(config.port, 8080);
         assert_eq!(config.jwt_ttl, Duration::from_secs(3600));
         assert_eq!(config.password_min_length, 8);
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+        let config = Config::try_parse_from(["server", "--data-dir", "/var/lib/m"]).unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/m"));
         assert!(Config::try_parse_from(["server", "--password-min-length", "0"]).is_err());
         assert!(Config::try_parse_from(["server", "--jwt-ttl", "soon"]).is_err());
     }

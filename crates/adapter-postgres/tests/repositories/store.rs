@@ -1,11 +1,12 @@
-//! Opening, migrating, pinging and closing the store.
+//! Opening, migrating, pinging and closing the store: what only PostgreSQL has.
 
 use std::time::{Duration, Instant};
 
 use adapter_postgres::{PostgresError, PostgresStore};
-use domain::StoreError;
+use domain::{StoreError, UserId};
+use uuid::Uuid;
 
-use crate::support::{unknown_user, with_db};
+use crate::support::with_db;
 
 #[tokio::test]
 async fn a_migrated_store_answers_pings_and_migrating_again_is_harmless() {
@@ -41,8 +42,25 @@ async fn a_closed_store_is_unavailable() {
     with_db(|db| async move {
         db.store.close().await;
         assert!(db.store.ping().await.is_err());
-        let err = db.users.exists(unknown_user()).await.unwrap_err();
+        let err = db
+            .users
+            .exists(UserId::from_uuid(Uuid::now_v7()))
+            .await
+            .unwrap_err();
         assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_username_key_column_holds_the_unicode_lowercase_of_the_name() {
+    with_db(|db| async move {
+        storage_contract::user(&db, "ÉmILE").await;
+        let key: String = sqlx::query_scalar("select username_key from users")
+            .fetch_one(&db.raw)
+            .await
+            .unwrap();
+        assert_eq!(key, "émile");
     })
     .await;
 }

@@ -6,12 +6,12 @@ use std::panic::resume_unwind;
 use std::sync::Arc;
 
 use adapter_postgres::PostgresStore;
+use async_trait::async_trait;
+use domain::MessageId;
 use domain::ports::{ChatRepository, MessageRepository, UserRepository};
-use domain::{
-    Chat, ChatId, ChatName, Limit, Message, MessageContent, NewMessage, PasswordHash, User, UserId,
-    Username,
-};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
+use storage_contract::{Fixture, Table};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// The server tests create their databases on when `DATABASE_URL` is not set.
@@ -98,72 +98,68 @@ where
     }
 }
 
-/// Registers a user named `name` with a dummy hash.
-pub async fn user(db: &TestDb, name: &str) -> User {
-    db.users
-        .create(
-            &Username::parse(name).unwrap(),
-            &PasswordHash::new("$argon2id$dummy"),
+#[async_trait]
+impl Fixture for TestDb {
+    fn users(&self) -> Arc<dyn UserRepository> {
+        self.users.clone()
+    }
+
+    fn chats(&self) -> Arc<dyn ChatRepository> {
+        self.chats.clone()
+    }
+
+    fn messages(&self) -> Arc<dyn MessageRepository> {
+        self.messages.clone()
+    }
+
+    async fn count(&self, table: Table) -> i64 {
+        // A fixed table name, never client input.
+        sqlx::query_scalar(AssertSqlSafe(format!(
+            "select count(*) from {}",
+            table.name()
+        )))
+        .fetch_one(&self.raw)
+        .await
+        .unwrap()
+    }
+
+    async fn set_registered_at(&self, usernames: &[&str], at: OffsetDateTime) {
+        sqlx::query("update users set created_at = $1 where username = any($2)")
+            .bind(at)
+            .bind(usernames)
+            .execute(&self.raw)
+            .await
+            .unwrap();
+    }
+
+    async fn scramble_messages(&self, at: OffsetDateTime) {
+        sqlx::query("update messages set created_at = $1, id = gen_random_uuid()")
+            .bind(at)
+            .execute(&self.raw)
+            .await
+            .unwrap();
+    }
+
+    async fn message_ids_in_insertion_order(&self) -> Vec<MessageId> {
+        let ids: Vec<Uuid> = sqlx::query_scalar("select id from messages order by seq")
+            .fetch_all(&self.raw)
+            .await
+            .unwrap();
+        ids.into_iter().map(MessageId::from_uuid).collect()
+    }
+
+    async fn insert_unvalidated_user(&self, username: &str) {
+        sqlx::query(
+            "insert into users (id, username, username_key, password_hash)
+             values ($1, $2, $3, 'h')",
         )
-        .await
-        .unwrap()
-}
-
-/// Creates a chat named `name` owned by `owner` with `members`.
-pub async fn chat(db: &TestDb, name: &str, owner: UserId, members: &[UserId]) -> Chat {
-    db.chats
-        .create(&ChatName::parse(name).unwrap(), owner, members)
-        .await
-        .unwrap()
-}
-
-/// Stores `content` from `sender` in `chat`, without a client id.
-pub async fn send(db: &TestDb, chat: ChatId, sender: UserId, content: &str) -> Message {
-    let (message, stored) = db
-        .messages
-        .insert(&new_message(chat, sender, content, None))
+        .bind(Uuid::now_v7())
+        .bind(username)
+        .bind(username.to_lowercase())
+        .execute(&self.raw)
         .await
         .unwrap();
-    assert!(stored);
-    message
-}
-
-/// A message to insert.
-pub fn new_message(
-    chat: ChatId,
-    sender: UserId,
-    content: &str,
-    client_msg_id: Option<&str>,
-) -> NewMessage {
-    NewMessage {
-        chat_id: chat,
-        sender_id: sender,
-        content: MessageContent::parse(content).unwrap(),
-        client_msg_id: client_msg_id.map(|id| domain::ClientMsgId::parse(id).unwrap()),
     }
-}
-
-/// A page size, as the use cases would parse it.
-pub fn limit(n: u32) -> Limit {
-    Limit::parse(Some(i64::from(n)), n, 1000, "limit").unwrap()
-}
-
-/// A random id that names nothing stored.
-pub fn unknown_user() -> UserId {
-    UserId::from_uuid(Uuid::now_v7())
-}
-
-/// A random id that names no chat.
-pub fn unknown_chat() -> ChatId {
-    ChatId::from_uuid(Uuid::now_v7())
-}
-
-/// How many rows `table` holds (a fixed name, never client input).
-pub async fn count(db: &TestDb, table: &'static str) -> i64 {
-    sqlx::query_scalar(AssertSqlSafe(format!("select count(*) from {table}")))
-        .fetch_one(&db.raw)
-        .await
-        .unwrap()
 }
 
 #[test]
