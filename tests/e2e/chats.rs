@@ -3,7 +3,6 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use crate::helpers::{
     TestServer, assert_json, assert_no_content, assert_problem, error_fields, id_of, unknown_id,
@@ -287,29 +286,16 @@ async fn delete_chat_deletes_its_members_and_its_messages() {
     let chat = id_of(&app.create_chat(&token, "team", &[&bob]).await);
     // Messages are only sent over sockets; store one directly, as a send would. (The old
     // API failed with a 500 when deleting a chat that had messages.)
-    let chat_uuid = Uuid::parse_str(&chat).unwrap();
-    let mut db = app.db().await;
-    sqlx::query(
-        "insert into messages (id, chat_id, sender_id, content) values ($1, $2, $3, 'hello')",
-    )
-    .bind(Uuid::new_v4())
-    .bind(chat_uuid)
-    .bind(Uuid::parse_str(&alice).unwrap())
-    .execute(&mut db)
-    .await
-    .unwrap();
+    app.insert_message(&chat, &alice).await;
 
     assert_no_content(app.delete(&format!("/chats/{chat}"), &token).await).await;
 
     for table in ["messages", "chat_members"] {
-        let left: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "select count(*) from {table} where chat_id = $1"
-        )))
-        .bind(chat_uuid)
-        .fetch_one(&mut db)
-        .await
-        .unwrap();
-        assert_eq!(left, 0, "rows left in {table}");
+        assert_eq!(
+            app.rows_of_chat(table, &chat).await,
+            0,
+            "rows left in {table}"
+        );
     }
 }
 

@@ -1,5 +1,6 @@
-//! The harness: starts the real `server` binary against a fresh PostgreSQL database, and
-//! talks to it as a client would (plus a few shape assertions every test shares).
+//! The harness: starts the real `server` binary against a fresh database — PostgreSQL, or
+//! with `E2E_STORE=sqlite` the embedded SQLite default — and talks to it as a client
+//! would (plus a few shape assertions every test shares).
 
 use std::net::TcpListener;
 use std::process::Stdio;
@@ -8,7 +9,9 @@ use std::time::{Duration, Instant};
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use std::path::PathBuf;
+
+use sqlx::{AssertSqlSafe, Connection, PgConnection, SqliteConnection};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::process::{Child, Command};
@@ -33,12 +36,8 @@ pub struct TestServer {
     pub client: Client,
     /// The secret the server signs tokens with.
     pub jwt_secret: String,
-    /// The URL of this server's own database.
-    db_url: String,
-    /// The URL of the administrative database the test database was created from.
-    admin_url: String,
-    /// `e2e_<uuid>`.
-    db_name: String,
+    /// Where this server keeps its data.
+    backend: Backend,
     /// The port the server listens on, kept across restarts.
     port: u16,
     /// Environment the test asked for, kept across restarts.
@@ -55,19 +54,7 @@ impl TestServer {
     /// Starts a server with extra environment variables (`JWT_TTL`,
     /// `PASSWORD_MIN_LENGTH`, …) on top of the harness's own.
     pub async fn spawn_with(extra_env: &[(&str, &str)]) -> Self {
-        let admin_url =
-            std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
-        let db_name = format!("e2e_{}", Uuid::new_v4().simple());
-        let db_url = with_database(&admin_url, &db_name);
-        let mut admin = PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
-            panic!("cannot connect to PostgreSQL at {admin_url} (set DATABASE_URL): {e}")
-        });
-        sqlx::raw_sql(AssertSqlSafe(format!(r#"create database "{db_name}""#)))
-            .execute(&mut admin)
-            .await
-            .expect("creating the test database");
-        admin.close().await.ok();
-
+        let backend = Backend::create().await;
         // From here on, Drop cleans up even if the server never comes up.
         let mut server = Self {
             address: String::new(),
@@ -77,9 +64,7 @@ impl TestServer {
                 .build()
                 .expect("building the HTTP client"),
             jwt_secret: format!("e2e-{}-{}", Uuid::new_v4(), Uuid::new_v4()),
-            db_url,
-            admin_url,
-            db_name,
+            backend,
             port: 0,
             extra_env: Vec::new(),
             child: None,
@@ -106,7 +91,6 @@ impl TestServer {
             .env_remove("REDIS_URL")
             .env("HOST", "127.0.0.1")
             .env("PORT", self.port.to_string())
-            .env("DATABASE_URL", &self.db_url)
             .env("JWT_SECRET", &self.jwt_secret)
             .stdin(Stdio::null())
             .kill_on_drop(true);
@@ -121,6 +105,15 @@ impl TestServer {
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
+        }
+        match &self.backend {
+            Backend::Postgres { db_url, .. } => {
+                command.env("DATABASE_URL", db_url).env_remove("DATA_DIR");
+            }
+            // No DATABASE_URL at all: the server's own default, the embedded database.
+            Backend::Sqlite { dir } => {
+                command.env_remove("DATABASE_URL").env("DATA_DIR", dir);
+            }
         }
         for (key, value) in &self.extra_env {
             command.env(key, value);
@@ -310,46 +303,164 @@ impl TestServer {
             .collect()
     }
 
-    /// A direct connection to this server's database, for arranging what the API
-    /// cannot (a vanished user, a thousand users, a stored message).
-    pub async fn db(&self) -> PgConnection {
-        PgConnection::connect(&self.db_url)
-            .await
-            .expect("connecting to the test database")
+    /// The PostgreSQL backend's URLs and name; for the tests that are about PostgreSQL
+    /// itself (`postgres_only`).
+    fn postgres(&self) -> (&str, &str, &str) {
+        match &self.backend {
+            Backend::Postgres {
+                admin_url,
+                db_url,
+                db_name,
+            } => (admin_url, db_url, db_name),
+            Backend::Sqlite { .. } => {
+                panic!("a PostgreSQL-only helper was used with E2E_STORE=sqlite")
+            }
+        }
     }
 
-    /// A connection to the administrative database this server's database was created
-    /// from, for what only a superuser can do to it (cut it off, for instance).
+    /// A connection to the administrative database this server's PostgreSQL database
+    /// was created from, for what only a superuser can do to it (cut it off, for instance).
     pub async fn admin_db(&self) -> PgConnection {
-        PgConnection::connect(&self.admin_url)
+        PgConnection::connect(self.postgres().0)
             .await
             .expect("connecting to the administrative database")
     }
 
-    /// The name of this server's database.
+    /// The name of this server's PostgreSQL database.
     pub fn db_name(&self) -> &str {
-        &self.db_name
+        self.postgres().2
+    }
+
+    /// Runs `f` with a direct connection to this server's database, for arranging what
+    /// the API cannot (a vanished user, a thousand users, a stored message). The SQL is
+    /// written per store: the two schemas store ids and times differently.
+    async fn with_db<R>(
+        &self,
+        postgres: impl AsyncFnOnce(&mut PgConnection) -> R,
+        sqlite: impl AsyncFnOnce(&mut SqliteConnection) -> R,
+    ) -> R {
+        match &self.backend {
+            Backend::Postgres { db_url, .. } => {
+                let mut db = PgConnection::connect(db_url)
+                    .await
+                    .expect("connecting to the test database");
+                postgres(&mut db).await
+            }
+            Backend::Sqlite { dir } => {
+                let url = format!("sqlite://{}", dir.join("messenger.db").display());
+                let mut db = SqliteConnection::connect(&url)
+                    .await
+                    .expect("opening the test database");
+                sqlite(&mut db).await
+            }
+        }
+    }
+
+    /// Deletes a user row behind the server's back (the API has no such route).
+    pub async fn delete_user(&self, id: &str) {
+        let id = Uuid::parse_str(id).expect("a user id");
+        self.with_db(
+            async |db| {
+                sqlx::query("delete from users where id = $1")
+                    .bind(id)
+                    .execute(db)
+                    .await
+                    .map(drop)
+            },
+            async |db| {
+                sqlx::query("delete from users where id = ?")
+                    .bind(id.as_bytes().as_slice())
+                    .execute(db)
+                    .await
+                    .map(drop)
+            },
+        )
+        .await
+        .expect("deleting a user");
+    }
+
+    /// Stores a message from `sender` in `chat` directly, as a send would.
+    pub async fn insert_message(&self, chat: &str, sender: &str) {
+        let (id, chat, sender) = (
+            Uuid::new_v4(),
+            Uuid::parse_str(chat).expect("a chat id"),
+            Uuid::parse_str(sender).expect("a user id"),
+        );
+        self.with_db(
+            async |db| {
+                sqlx::query("insert into messages (id, chat_id, sender_id, content) values ($1, $2, $3, 'hello')")
+                    .bind(id).bind(chat).bind(sender).execute(db).await.map(drop)
+            },
+            async |db| {
+                sqlx::query("insert into messages (id, chat_id, sender_id, content) values (?, ?, ?, 'hello')")
+                    .bind(id.as_bytes().as_slice()).bind(chat.as_bytes().as_slice()).bind(sender.as_bytes().as_slice())
+                    .execute(db).await.map(drop)
+            },
+        )
+        .await
+        .expect("inserting a message");
+    }
+
+    /// How many rows of `table` (`messages`, `chat_members`) belong to `chat`.
+    pub async fn rows_of_chat(&self, table: &str, chat: &str) -> i64 {
+        let chat = Uuid::parse_str(chat).expect("a chat id");
+        let sql = format!("select count(*) from {table} where chat_id = $1");
+        self.with_db(
+            async |db| {
+                sqlx::query_scalar(AssertSqlSafe(sql.clone()))
+                    .bind(chat)
+                    .fetch_one(db)
+                    .await
+            },
+            async |db| {
+                sqlx::query_scalar(AssertSqlSafe(sql.replace("$1", "?")))
+                    .bind(chat.as_bytes().as_slice())
+                    .fetch_one(db)
+                    .await
+            },
+        )
+        .await
+        .expect("counting rows")
     }
 
     /// Inserts users straight into the database (the API would hash a password for
     /// each, which is too slow for a thousand): `created_minutes_ago[i]` is how long
-    /// before this statement `ids[i]` registered (rows with equal values share one
-    /// instant). Their usernames are `u<id without hyphens>`; they cannot log in.
+    /// before now `ids[i]` registered (rows with equal values share one instant). Their
+    /// usernames are `u<id without hyphens>`; they cannot log in.
     ///
-    /// This is the one place the suite writes the `users` table; it follows the schema
-    /// in `migrations/postgres`.
+    /// This is the one place the suite writes the `users` table; it follows the schemas
+    /// in `migrations/`.
     pub async fn insert_user_rows(&self, ids: &[Uuid], created_minutes_ago: &[i32]) {
         assert_eq!(ids.len(), created_minutes_ago.len());
-        let mut db = self.db().await;
-        sqlx::query(
-            "insert into users (id, username, username_key, password_hash, created_at)
-             select id, name, name, 'not-a-hash', now() - make_interval(mins => ago)
-             from unnest($1::uuid[], $2::int[]) as t(id, ago),
-                  lateral (select 'u' || replace(id::text, '-', '') as name) as n",
+        let now = OffsetDateTime::now_utc();
+        self.with_db(
+            async |db| {
+                sqlx::query(
+                    "insert into users (id, username, username_key, password_hash, created_at)
+                     select id, name, name, 'not-a-hash', $3 - make_interval(mins => ago)
+                     from unnest($1::uuid[], $2::int[]) as t(id, ago),
+                          lateral (select 'u' || replace(id::text, '-', '') as name) as n",
+                )
+                .bind(ids)
+                .bind(created_minutes_ago)
+                .bind(now)
+                .execute(db)
+                .await
+                .map(drop)
+            },
+            async |db| {
+                let mut tx = db.begin().await?;
+                for (id, ago) in ids.iter().zip(created_minutes_ago) {
+                    let name = format!("u{}", id.simple());
+                    let at = now - Duration::from_secs(60 * u64::try_from(*ago).expect("minutes ago"));
+                    let micros = i64::try_from(at.unix_timestamp_nanos() / 1000).expect("a timestamp");
+                    sqlx::query("insert into users (id, username, username_key, password_hash, created_at) values (?, ?, ?, 'not-a-hash', ?)")
+                        .bind(id.as_bytes().as_slice()).bind(&name).bind(&name).bind(micros)
+                        .execute(&mut *tx).await?;
+                }
+                tx.commit().await
+            },
         )
-        .bind(ids)
-        .bind(created_minutes_ago)
-        .execute(&mut db)
         .await
         .expect("inserting users");
     }
@@ -371,28 +482,85 @@ impl Drop for TestServer {
         }
         // Drop runs inside the test's runtime, which cannot be blocked on: do the async
         // cleanup on a thread with its own small runtime, and wait for it.
-        let admin_url = self.admin_url.clone();
-        let db_name = self.db_name.clone();
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                let mut admin = PgConnection::connect(&admin_url).await?;
-                sqlx::raw_sql(AssertSqlSafe(format!(
-                    r#"drop database if exists "{db_name}" with (force)"#
-                )))
-                .execute(&mut admin)
-                .await?;
-                admin.close().await?;
-                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-            })
-        });
+        let backend = self.backend.clone();
+        let cleanup = std::thread::spawn(move || backend.destroy());
         // Never panic here: a panic while a failed test unwinds would abort the run.
         match cleanup.join() {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("e2e: could not drop database {}: {e}", self.db_name),
-            Err(_) => eprintln!("e2e: dropping database {} panicked", self.db_name),
+            Ok(Err(e)) => eprintln!("e2e: could not remove the test database: {e}"),
+            Err(_) => eprintln!("e2e: removing the test database panicked"),
+        }
+    }
+}
+
+/// Where a test server keeps its data: a fresh PostgreSQL database, or a fresh data
+/// directory for the embedded SQLite database. `E2E_STORE` (`postgres`, the default, or
+/// `sqlite`) chooses.
+#[derive(Clone)]
+enum Backend {
+    Postgres {
+        admin_url: String,
+        db_url: String,
+        db_name: String,
+    },
+    Sqlite {
+        dir: PathBuf,
+    },
+}
+
+impl Backend {
+    async fn create() -> Self {
+        match std::env::var("E2E_STORE").as_deref() {
+            Ok("sqlite") => {
+                let dir =
+                    std::env::temp_dir().join(format!("messenger-e2e-{}", Uuid::new_v4().simple()));
+                std::fs::create_dir_all(&dir).expect("creating the test data directory");
+                Self::Sqlite { dir }
+            }
+            Ok("postgres") | Err(_) => {
+                let admin_url = std::env::var("DATABASE_URL")
+                    .unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
+                let db_name = format!("e2e_{}", Uuid::new_v4().simple());
+                let db_url = with_database(&admin_url, &db_name);
+                let mut admin = PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
+                    panic!("cannot connect to PostgreSQL at {admin_url} (set DATABASE_URL): {e}")
+                });
+                sqlx::raw_sql(AssertSqlSafe(format!(r#"create database "{db_name}""#)))
+                    .execute(&mut admin)
+                    .await
+                    .expect("creating the test database");
+                admin.close().await.ok();
+                Self::Postgres {
+                    admin_url,
+                    db_url,
+                    db_name,
+                }
+            }
+            Ok(other) => panic!("E2E_STORE must be `postgres` or `sqlite`, not `{other}`"),
+        }
+    }
+
+    /// Removes the database (blocking; called from `Drop` on a thread of its own).
+    fn destroy(self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        match self {
+            Self::Sqlite { dir } => Ok(std::fs::remove_dir_all(dir)?),
+            Self::Postgres {
+                admin_url, db_name, ..
+            } => {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async {
+                    let mut admin = PgConnection::connect(&admin_url).await?;
+                    sqlx::raw_sql(AssertSqlSafe(format!(
+                        r#"drop database if exists "{db_name}" with (force)"#
+                    )))
+                    .execute(&mut admin)
+                    .await?;
+                    admin.close().await?;
+                    Ok(())
+                })
+            }
         }
     }
 }

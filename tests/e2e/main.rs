@@ -1,8 +1,10 @@
-//! End-to-end tests of the wire contract (/work/shared/contract/API.md): the real `server`
-//! binary, started on a free port against a fresh PostgreSQL database per test, driven
-//! exactly as a client would drive it (REST over HTTP; sockets in `realtime`).
+//! End-to-end tests of the wire contract (shared/contract/API.md): the real `server`
+//! binary, started on a free port against a fresh database per test, driven exactly as a
+//! client would drive it (REST over HTTP; sockets in `realtime`).
 //!
-//! Needs PostgreSQL: `DATABASE_URL` names a database to create the test databases from
+//! `E2E_STORE` picks the store: `postgres` (the default) or `sqlite` (the embedded
+//! default database, in a fresh data directory); `cargo xtask test` runs both passes.
+//! PostgreSQL: `DATABASE_URL` names a database to create the test databases from
 //! (default `postgres://postgres@127.0.0.1:5432/postgres`, trust authentication). Set
 //! `TEST_LOG=1` to see the servers' logs.
 //!
@@ -17,6 +19,7 @@ mod health;
 mod helpers;
 mod members;
 mod messages;
+mod postgres_only;
 mod realtime;
 mod tokens;
 mod users;

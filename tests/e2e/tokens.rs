@@ -238,12 +238,7 @@ async fn a_token_whose_user_was_deleted_is_401() {
     let (carol, carol_token) = app.user_with_token("carol").await;
     assert_json(app.get("/users", &carol_token).await, StatusCode::OK).await;
 
-    let mut db = app.db().await;
-    sqlx::query("delete from users where id = $1")
-        .bind(uuid::Uuid::parse_str(&carol).unwrap())
-        .execute(&mut db)
-        .await
-        .unwrap();
+    app.delete_user(&carol).await;
 
     assert_every_route_refuses(&app, &chat, &bob, Some(&format!("Bearer {carol_token}"))).await;
     assert_chat_untouched(&app, &token, &chat).await;

@@ -17,14 +17,16 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [args...]
 
 commands:
-  test [args...]  run every test of the workspace (unit, repository, end-to-end);
-                  extra args go to `cargo test` (e.g. `-- --nocapture`)
-  e2e [args...]   run only the end-to-end suite (tests/e2e) against the real server
+  test [args...]  run every test of the workspace (unit, repository, end-to-end on
+                  PostgreSQL and on SQLite); extra args go to `cargo test`
+  e2e [args...]   run only the end-to-end suite (tests/e2e) against the real server,
+                  on PostgreSQL and on SQLite
   tidy            every .rs file starts with `//!`; the domain depends on no I/O crate
   ci              what CI runs: fmt check, clippy -D warnings, tidy, then `test`
 
 The repository and end-to-end tests need PostgreSQL: DATABASE_URL
-(default postgres://postgres@127.0.0.1:5432/postgres, trust auth).";
+(default postgres://postgres@127.0.0.1:5432/postgres, trust auth). The Socket.IO
+suite needs Node.js 20+ and npm (it installs its pinned packages itself).";
 
 /// Crates the domain must not depend on: the domain is pure, and these are I/O,
 /// transport or wire-format crates (see ARCHITECTURE.md, invariants).
@@ -77,17 +79,38 @@ fn run() -> Result<()> {
     }
 }
 
-/// `cargo xtask test`: every test target of every crate, then the doc tests (which
-/// `--all-targets` leaves out). `extra` is forwarded to both `cargo test` runs.
+/// `cargo xtask test`: every test target of every crate (the end-to-end suite on
+/// PostgreSQL among them), the end-to-end suite again on the embedded SQLite store, then
+/// the doc tests (which `--all-targets` leaves out). `extra` is forwarded to each run.
 fn test(root: &Path, extra: &[OsString]) -> Result<()> {
     cargo(root, &["test", "--workspace", "--all-targets"], extra)?;
+    e2e_on_sqlite(root, extra)?;
     cargo(root, &["test", "--workspace", "--doc"], extra)
 }
 
-/// `cargo xtask e2e`: only the end-to-end suite. It is compiled as a test of the
-/// `server` package so that Cargo builds the server binary it starts.
+/// `cargo xtask e2e`: only the end-to-end suite, on PostgreSQL and then on SQLite. It is
+/// compiled as a test of the `server` package so that Cargo builds the server binary it
+/// starts.
 fn e2e(root: &Path, extra: &[OsString]) -> Result<()> {
-    cargo(root, &["test", "-p", "server", "--test", "e2e"], extra)
+    cargo(root, &["test", "-p", "server", "--test", "e2e"], extra)?;
+    e2e_on_sqlite(root, extra)
+}
+
+/// The end-to-end suite with `E2E_STORE=sqlite`: the server runs on its embedded default
+/// database. The `postgres_only` module is skipped here: it cuts a database server off
+/// from the process, which has no meaning for a database inside the process.
+fn e2e_on_sqlite(root: &Path, extra: &[OsString]) -> Result<()> {
+    let mut args: Vec<OsString> = extra.to_vec();
+    if !args.iter().any(|a| a == "--") {
+        args.push("--".into());
+    }
+    args.extend(["--skip".into(), "postgres_only::".into()]);
+    run_cargo(
+        root,
+        &["test", "-p", "server", "--test", "e2e"],
+        &args,
+        &[("E2E_STORE", "sqlite")],
+    )
 }
 
 /// `cargo xtask ci`: formatting, lints, tidy checks, then the whole test suite.
@@ -273,15 +296,23 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 
 /// Runs `cargo <args> <extra>` in the workspace root, printing it first.
 fn cargo(root: &Path, args: &[&str], extra: &[OsString]) -> Result<()> {
-    let shown: Vec<String> = args
+    run_cargo(root, args, extra, &[])
+}
+
+/// Like [`cargo`], with environment variables set for the run.
+fn run_cargo(root: &Path, args: &[&str], extra: &[OsString], env: &[(&str, &str)]) -> Result<()> {
+    let shown: Vec<String> = env
         .iter()
-        .map(|a| (*a).to_owned())
+        .map(|(k, v)| format!("{k}={v}"))
+        .chain(std::iter::once("cargo".to_owned()))
+        .chain(args.iter().map(|a| (*a).to_owned()))
         .chain(extra.iter().map(|a| a.to_string_lossy().into_owned()))
         .collect();
-    let shown = format!("cargo {}", shown.join(" "));
+    let shown = shown.join(" ");
     step(&shown);
     let status = Command::new(cargo_program())
         .current_dir(root)
+        .envs(env.iter().copied())
         .args(args)
         .args(extra)
         .status()

@@ -14,17 +14,23 @@ use crate::frame::Frame;
 /// Identifies one live connection in this process.
 pub type ConnId = u64;
 
-/// The connection's outgoing queue is full: the client stopped reading.
+/// Why a frame could not be queued for a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Overflow;
+pub enum Undeliverable {
+    /// The bounded outgoing queue is full: the client stopped reading.
+    Full,
+    /// The connection is already closed.
+    Closed,
+}
 
 /// A live socket of either protocol, as the hub sees it.
 pub trait Connection: Send + Sync {
     /// Queues `frame` without waiting.
     ///
     /// # Errors
-    /// [`Overflow`] when the bounded outgoing queue is full; the hub then closes it.
-    fn deliver(&self, frame: &Arc<Frame>) -> Result<(), Overflow>;
+    /// [`Undeliverable`] when the queue is full or the connection closed; the hub then
+    /// closes and forgets it.
+    fn deliver(&self, frame: &Arc<Frame>) -> Result<(), Undeliverable>;
 
     /// Closes the connection (idempotent). Its own task then unregisters it.
     fn close(&self);
@@ -132,39 +138,24 @@ impl Hub {
         }
     }
 
-    /// Queues `frame` for one connection (a reply to its own request).
-    pub fn send_to(&self, id: ConnId, frame: &Arc<Frame>) {
-        let overflowed = {
-            let rooms = self.read();
-            rooms
-                .conns
-                .get(&id)
-                .and_then(|e| e.conn.deliver(frame).err().map(|_| Arc::clone(&e.conn)))
-        };
-        close_all(overflowed);
-    }
-
     /// Queues `frame` for every connection in `chat`'s room.
     pub fn broadcast(&self, chat: ChatId, frame: &Arc<Frame>) {
-        let overflowed: Vec<_> = {
+        let mut failed = Vec::new();
+        {
             let rooms = self.read();
-            let Some(ids) = rooms.members.get(&chat) else {
-                return;
-            };
-            ids.iter()
-                .filter_map(|id| rooms.conns.get(id))
-                .filter(|entry| entry.conn.deliver(frame).is_err())
-                .map(|entry| Arc::clone(&entry.conn))
-                .collect()
-        };
-        close_all(overflowed);
+            for id in rooms.members.get(&chat).into_iter().flatten() {
+                offer(&rooms.conns, *id, frame, &mut failed);
+            }
+        }
+        self.forget(failed);
     }
 
     /// Takes every connection of `users` out of `chat`'s room at once, then queues
     /// `frame` for the room's remaining connections and for every connection of the
     /// removed users (in the room or not), which hear nothing more from the chat.
     pub fn remove_users(&self, chat: ChatId, users: &[UserId], frame: &Arc<Frame>) {
-        let overflowed: Vec<_> = {
+        let mut failed = Vec::new();
+        {
             let mut rooms = self.write();
             rooms.generation += 1;
             let Rooms {
@@ -186,36 +177,45 @@ impl Hub {
                     leave_room(members, chat, *id);
                 }
             }
-            let remaining = members.get(&chat).into_iter().flatten();
-            remaining
-                .chain(removed.iter())
-                .filter_map(|id| conns.get(id))
-                .filter(|entry| entry.conn.deliver(frame).is_err())
-                .map(|entry| Arc::clone(&entry.conn))
-                .collect()
-        };
-        close_all(overflowed);
+            for id in members.get(&chat).into_iter().flatten().chain(&removed) {
+                offer(conns, *id, frame, &mut failed);
+            }
+        }
+        self.forget(failed);
     }
 
     /// Queues `frame` for `chat`'s room, then empties the room: the chat is gone.
     pub fn close_room(&self, chat: ChatId, frame: &Arc<Frame>) {
-        let overflowed: Vec<_> = {
+        let mut failed = Vec::new();
+        {
             let mut rooms = self.write();
             rooms.generation += 1;
             let Rooms { members, conns, .. } = &mut *rooms;
-            let ids = members.remove(&chat).unwrap_or_default();
-            let mut overflowed = Vec::new();
-            for id in &ids {
-                if let Some(entry) = conns.get_mut(id) {
+            for id in members.remove(&chat).unwrap_or_default() {
+                if let Some(entry) = conns.get_mut(&id) {
                     entry.rooms.remove(&chat);
-                    if entry.conn.deliver(frame).is_err() {
-                        overflowed.push(Arc::clone(&entry.conn));
-                    }
                 }
+                offer(conns, id, frame, &mut failed);
             }
-            overflowed
-        };
-        close_all(overflowed);
+        }
+        self.forget(failed);
+    }
+
+    /// Closes and unregisters connections a frame could not be queued for, once the
+    /// lock is released: a client that stopped reading is cut off rather than allowed
+    /// to grow the server's memory or hold up the others, and a closed one is
+    /// forgotten even if its own task never got to unregister it.
+    fn forget(&self, failed: Vec<(ConnId, Arc<dyn Connection>, Undeliverable)>) {
+        for (id, conn, why) in failed {
+            if why == Undeliverable::Full {
+                tracing::warn!(
+                    conn = id,
+                    "closing a connection whose outgoing queue is full"
+                );
+            }
+            conn.close();
+            self.unregister(id);
+        }
     }
 
     /// Closes every connection (at shutdown).
@@ -251,12 +251,17 @@ fn leave_room(members: &mut HashMap<ChatId, HashSet<ConnId>>, chat: ChatId, id: 
     }
 }
 
-/// Closes connections whose queue overflowed: a client that stops reading is cut off
-/// rather than allowed to grow the server's memory or hold up the others.
-fn close_all(conns: impl IntoIterator<Item = Arc<dyn Connection>>) {
-    for conn in conns {
-        tracing::warn!("closing a connection whose outgoing queue is full");
-        conn.close();
+/// Queues `frame` for connection `id`, noting it in `failed` if it cannot take it.
+fn offer(
+    conns: &HashMap<ConnId, Entry>,
+    id: ConnId,
+    frame: &Arc<Frame>,
+    failed: &mut Vec<(ConnId, Arc<dyn Connection>, Undeliverable)>,
+) {
+    if let Some(entry) = conns.get(&id)
+        && let Err(why) = entry.conn.deliver(frame)
+    {
+        failed.push((id, Arc::clone(&entry.conn), why));
     }
 }
 
@@ -292,10 +297,10 @@ mod tests {
     }
 
     impl Connection for Probe {
-        fn deliver(&self, frame: &Arc<Frame>) -> Result<(), Overflow> {
+        fn deliver(&self, frame: &Arc<Frame>) -> Result<(), Undeliverable> {
             let mut received = self.received.lock().unwrap();
             if received.len() >= self.capacity {
-                return Err(Overflow);
+                return Err(Undeliverable::Full);
             }
             received.push(format!("{}:{}", frame.event(), frame.payload().get()));
             Ok(())
@@ -379,6 +384,9 @@ mod tests {
         hub.broadcast(chat(1), &frame("messages:new", 2));
         assert!(slow.is_closed());
         assert_eq!(fast.events(), ["messages:new:1", "messages:new:2"]);
+        // The cut-off connection is forgotten: only the fast one is left in the room.
+        assert_eq!(hub.room_size(chat(1)), 1);
+        assert_eq!(hub.connections(), 1);
     }
 
     #[test]

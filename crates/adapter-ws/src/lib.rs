@@ -23,7 +23,7 @@ use socketioxide::layer::SocketIoLayer;
 
 pub use delivery::{Delivery, LocalDelivery, RealtimeNotifier, RoomEvent};
 pub use frame::Frame;
-pub use hub::{ConnId, Connection, Hub, Overflow};
+pub use hub::{ConnId, Connection, Hub, Undeliverable};
 
 /// Frames one socket may have queued for sending before it counts as not reading and
 /// is disconnected. See ARCHITECTURE.md for why this number.

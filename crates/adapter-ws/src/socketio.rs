@@ -17,13 +17,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::frame::Frame;
-use crate::hub::{Connection, Overflow};
+use crate::hub::{Connection, Undeliverable};
 use crate::session::{Exception, Session};
 use crate::{INBOUND_QUEUE, OUTBOUND_QUEUE, Realtime, token_from_query};
-
-/// The authenticated user of a socket, put in its extensions by [`authenticate`].
-#[derive(Clone, Copy)]
-struct Caller(domain::UserId);
 
 /// `auth` of the handshake; other fields are ignored.
 #[derive(Deserialize)]
@@ -58,7 +54,7 @@ pub(crate) fn layer(realtime: Realtime) -> (SocketIoLayer, SocketIo) {
 }
 
 /// Connect middleware: a valid token from `auth.token`, `Authorization: Bearer` or
-/// `?token=`, else `connect_error` "Unauthorized".
+/// `?token=`, else `connect_error` "Unauthorized"; then [`attach`].
 async fn authenticate(
     socket: SocketRef,
     TryData(auth): TryData<HandshakeAuth>,
@@ -73,7 +69,7 @@ async fn authenticate(
         .ok_or(Refusal::Unauthorized)?;
     match realtime.app.auth.authenticate(&token).await {
         Ok(user) => {
-            socket.extensions.insert(Caller(user));
+            attach(&socket, &realtime, user);
             Ok(())
         }
         Err(app::AppError::Internal(source)) => {
@@ -100,16 +96,14 @@ struct Inbound {
     ack: AckSender,
 }
 
-/// Registers a connected socket. Deliberately not an `async fn`: socketioxide calls a
-/// connect handler synchronously and spawns only the future it returns, so the event
-/// handlers below are in place before the client's first event can be dispatched (an
-/// `async fn` body would run later, and events arriving first would be dropped).
-fn on_connect(socket: SocketRef, State(realtime): State<Realtime>) -> Ready<()> {
-    let Some(Caller(user)) = socket.extensions.get::<Caller>() else {
-        // The middleware always sets it; without it the socket must not stay.
-        let _ = socket.disconnect();
-        return ready(());
-    };
+/// Registers an authenticated socket and installs its event handlers.
+///
+/// This runs in the connect middleware, not in the connect handler, on purpose:
+/// socketioxide sends the connect packet and only then calls the handler, so a client
+/// that emits the moment it is connected could have its first events dispatched to a
+/// socket with no handler yet (and dropped) whenever this thread is preempted in between.
+/// Here the handlers exist before the connect packet does.
+fn attach(socket: &SocketRef, realtime: &Realtime, user: domain::UserId) {
     let conn = realtime
         .hub
         .register(user, Arc::new(SocketIoConnection(socket.clone())));
@@ -146,6 +140,10 @@ fn on_connect(socket: SocketRef, State(realtime): State<Realtime>) -> Ready<()> 
             ready(())
         },
     );
+}
+
+/// Everything happens in [`attach`]; the namespace needs a handler all the same.
+fn on_connect() -> Ready<()> {
     ready(())
 }
 
@@ -201,16 +199,16 @@ fn cut_off(socket: &SocketRef) {
 struct SocketIoConnection(SocketRef);
 
 impl Connection for SocketIoConnection {
-    fn deliver(&self, frame: &Arc<Frame>) -> Result<(), Overflow> {
+    fn deliver(&self, frame: &Arc<Frame>) -> Result<(), Undeliverable> {
         match self.0.emit(frame.event(), frame.payload()) {
-            Err(SendError::Socket(SocketError::InternalChannelFull)) => Err(Overflow),
-            // Closed: it is being unregistered. Anything else would be a serialisation
-            // failure of an already-serialised payload.
+            Ok(()) => Ok(()),
+            Err(SendError::Socket(SocketError::InternalChannelFull)) => Err(Undeliverable::Full),
+            Err(SendError::Socket(SocketError::Closed)) => Err(Undeliverable::Closed),
+            // A serialisation failure of an already-serialised payload: not the socket's fault.
             Err(err) => {
-                tracing::debug!(%err, "frame not delivered to a closing socket");
+                tracing::error!(%err, "cannot frame a payload for Socket.IO");
                 Ok(())
             }
-            Ok(()) => Ok(()),
         }
     }
 

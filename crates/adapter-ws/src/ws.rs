@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::frame::Frame;
-use crate::hub::{Connection, Overflow};
+use crate::hub::{Connection, Undeliverable};
 use crate::session::{Exception, Session};
 use crate::{OUTBOUND_QUEUE, Realtime, socketio::bearer, token_from_query};
 
@@ -99,16 +99,16 @@ struct WsConnection {
 }
 
 impl WsConnection {
-    fn send(&self, text: Utf8Bytes) -> Result<(), Overflow> {
+    fn send(&self, text: Utf8Bytes) -> Result<(), Undeliverable> {
         match self.outgoing.try_send(text) {
-            Err(mpsc::error::TrySendError::Full(_)) => Err(Overflow),
-            // Closed: the writer has ended and the socket is being unregistered.
-            Err(mpsc::error::TrySendError::Closed(_)) | Ok(()) => Ok(()),
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => Err(Undeliverable::Full),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(Undeliverable::Closed),
         }
     }
 
     fn send_or_close(&self, text: Utf8Bytes) {
-        if self.send(text).is_err() {
+        if let Err(Undeliverable::Full) = self.send(text) {
             tracing::warn!("closing a /ws client whose outgoing queue is full");
             self.close();
         }
@@ -116,7 +116,7 @@ impl WsConnection {
 }
 
 impl Connection for WsConnection {
-    fn deliver(&self, frame: &Arc<Frame>) -> Result<(), Overflow> {
+    fn deliver(&self, frame: &Arc<Frame>) -> Result<(), Undeliverable> {
         self.send(frame.ws_text())
     }
 

@@ -62,7 +62,8 @@ impl Application {
         // wrap the router exactly once: each `layer()` call makes a separate engine
         // with its own sessions, and `Router::layer` would call it once per route, so a
         // long-polling handshake and its next request could meet different engines.
-        let router = axum::Router::new().fallback_service(tower::Layer::layer(&sockets.layer, rest_and_ws));
+        let router =
+            axum::Router::new().fallback_service(tower::Layer::layer(&sockets.layer, rest_and_ws));
 
         let address = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(address)
