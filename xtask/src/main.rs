@@ -79,13 +79,13 @@ fn run() -> Result<()> {
     }
 }
 
-/// `cargo xtask test`: every test target of every crate (the end-to-end suite on
-/// PostgreSQL among them), the end-to-end suite again on the embedded SQLite store, then
-/// the doc tests (which `--all-targets` leaves out). `extra` is forwarded to each run.
+/// `cargo xtask test`: the doc tests (which `--all-targets` leaves out), every test
+/// target of every crate (the end-to-end suite on PostgreSQL among them), then the
+/// end-to-end suite again on the embedded SQLite store. `extra` is forwarded to each run.
 fn test(root: &Path, extra: &[OsString]) -> Result<()> {
+    cargo(root, &["test", "--workspace", "--doc"], extra)?;
     cargo(root, &["test", "--workspace", "--all-targets"], extra)?;
-    e2e_on_sqlite(root, extra)?;
-    cargo(root, &["test", "--workspace", "--doc"], extra)
+    e2e_on_sqlite(root, extra)
 }
 
 /// `cargo xtask e2e`: only the end-to-end suite, on PostgreSQL and then on SQLite. It is

@@ -6,7 +6,7 @@
 //! a harness function that hands one to a test, then expands [`contract_tests!`] to get
 //! one `#[tokio::test]` per case:
 //!
-//! ```ignore
+//! ```text
 //! storage_contract::contract_tests!(crate::support::with_db);
 //! ```
 //!
