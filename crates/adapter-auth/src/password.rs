@@ -1,13 +1,17 @@
 //! Password hashing with argon2id (PHC strings), run on the blocking pool so that the
-//! async workers never stall on tens of milliseconds of CPU.
+//! async workers never stall on tens of milliseconds of CPU, and a few at a time so that
+//! a burst of logins can neither take every core from message delivery nor make the
+//! server's memory grow by 19 MiB per concurrent hash.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argon2::password_hash::{self, phc};
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
 use async_trait::async_trait;
 use domain::ports::{HashError, PasswordHasher};
 use domain::user::{Password, PasswordHash};
+use tokio::sync::Semaphore;
 
 /// What the dummy hash is a hash of. Its value does not matter: a check against the
 /// dummy answers `false` whatever the outcome.
@@ -26,6 +30,17 @@ struct Inner {
     /// A hash made with the same parameters as real ones, checked when there is no
     /// user, so that an unknown username costs as much as a wrong password.
     dummy: PasswordHash,
+    /// Hashes allowed to run at once; the rest wait (asynchronously) for a turn.
+    turns: Semaphore,
+    /// Hashes running now, and the most that ever ran at once.
+    running: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+/// How many hashes may run at once by default: all cores but one, so that message
+/// delivery keeps a core during a login storm (and at least one).
+pub fn default_hashing_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }
 
 impl Argon2Hasher {
@@ -44,11 +59,34 @@ impl Argon2Hasher {
     /// # Errors
     /// [`HashError`] when that first hash fails.
     pub fn with_params(params: Params) -> Result<Self, HashError> {
+        Self::with_params_and_concurrency(params, default_hashing_concurrency())
+    }
+
+    /// A hasher with the given parameters that runs at most `concurrency` hashes at
+    /// once (at least one). Hashes once, to make the dummy hash.
+    ///
+    /// # Errors
+    /// [`HashError`] when that first hash fails.
+    pub fn with_params_and_concurrency(
+        params: Params,
+        concurrency: usize,
+    ) -> Result<Self, HashError> {
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let dummy = hash_with(&argon2, DUMMY_PASSWORD)?;
         Ok(Self {
-            inner: Arc::new(Inner { argon2, dummy }),
+            inner: Arc::new(Inner {
+                argon2,
+                dummy,
+                turns: Semaphore::new(concurrency.max(1)),
+                running: AtomicUsize::new(0),
+                peak: AtomicUsize::new(0),
+            }),
         })
+    }
+
+    /// The most hashes that ever ran at once in this hasher.
+    pub fn peak_concurrency(&self) -> usize {
+        self.inner.peak.load(Ordering::Relaxed)
     }
 }
 
@@ -58,7 +96,8 @@ impl PasswordHasher for Argon2Hasher {
     async fn hash(&self, password: &Password) -> Result<PasswordHash, HashError> {
         let inner = Arc::clone(&self.inner);
         let password = password.clone();
-        on_blocking_pool(move || hash_with(&inner.argon2, password.expose())).await
+        self.run(move || hash_with(&inner.argon2, password.expose()))
+            .await
     }
 
     #[tracing::instrument(skip_all, fields(known_user = hash.is_some()))]
@@ -69,7 +108,7 @@ impl PasswordHasher for Argon2Hasher {
     ) -> Result<bool, HashError> {
         let inner = Arc::clone(&self.inner);
         let password = password.clone();
-        on_blocking_pool(move || match hash {
+        self.run(move || match hash {
             Some(hash) => check(&inner.argon2, password.expose(), &hash),
             // Same work as a real check, then `false` whatever it found.
             None => check(&inner.argon2, password.expose(), &inner.dummy).map(|_| false),
@@ -78,15 +117,30 @@ impl PasswordHasher for Argon2Hasher {
     }
 }
 
-/// Runs CPU-heavy work on tokio's blocking pool.
-async fn on_blocking_pool<T, F>(work: F) -> Result<T, HashError>
-where
-    F: FnOnce() -> Result<T, HashError> + Send + 'static,
-    T: Send + 'static,
-{
-    tokio::task::spawn_blocking(work)
+impl Argon2Hasher {
+    /// Runs CPU-heavy work on tokio's blocking pool once a turn is free.
+    async fn run<T, F>(&self, work: F) -> Result<T, HashError>
+    where
+        F: FnOnce() -> Result<T, HashError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let _turn = self
+            .inner
+            .turns
+            .acquire()
+            .await
+            .map_err(|e| HashError(format!("hashing is shut down: {e}")))?;
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let now = inner.running.fetch_add(1, Ordering::Relaxed) + 1;
+            inner.peak.fetch_max(now, Ordering::Relaxed);
+            let result = work();
+            inner.running.fetch_sub(1, Ordering::Relaxed);
+            result
+        })
         .await
         .map_err(|e| HashError(format!("hashing task failed: {e}")))?
+    }
 }
 
 /// Hashes `password` with a fresh random salt into a PHC string.
@@ -244,5 +298,32 @@ mod tests {
                 .await
                 .is_err()
         );
+    }
+
+    /// Peak concurrency of a burst of 16 hashes through a hasher allowing `concurrency`.
+    async fn peak_of_a_burst(concurrency: usize) -> usize {
+        // Slow enough (tens of milliseconds a hash) that unbounded hashes would overlap.
+        let params = Params::new(Params::MIN_M_COST, 1500, 1, None).unwrap();
+        let hasher = Argon2Hasher::with_params_and_concurrency(params, concurrency).unwrap();
+        let burst: Vec<_> = (0..16)
+            .map(|_| {
+                let hasher = hasher.clone();
+                tokio::spawn(async move { hasher.hash(&password("correct horse")).await })
+            })
+            .collect();
+        for task in burst {
+            assert!(task.await.unwrap().is_ok());
+        }
+        hasher.peak_concurrency()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_burst_of_hashes_runs_at_most_the_allowed_number_at_once() {
+        let bounded = peak_of_a_burst(2).await;
+        assert!((1..=2).contains(&bounded), "peak {bounded}");
+        // Control: the same burst with room for all of it does overlap, so the bound
+        // above is what kept it at two.
+        let unbounded = peak_of_a_burst(16).await;
+        assert!(unbounded > 2, "peak {unbounded}");
     }
 }
