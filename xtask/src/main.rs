@@ -1,5 +1,5 @@
-//! `cargo xtask`: the project's developer workflows (`test`, `e2e`, `tidy`, `ci`) as one small
-//! binary, so that CI and a developer run exactly the same commands.
+//! `cargo xtask`: the project's developer workflows (`test`, `e2e`, `tidy`, `ci`, `bench`)
+//! as one small binary, so that CI and a developer run exactly the same commands.
 //!
 //! Each workflow is a list of steps; every step is printed before it runs and the first
 //! failing step stops the workflow with a non-zero exit status.
@@ -22,7 +22,11 @@ commands:
   e2e [args...]   run only the end-to-end suite (tests/e2e) against the real server,
                   on PostgreSQL and on SQLite
   tidy            every .rs file starts with `//!`; the domain depends on no I/O crate
-  ci              what CI runs: fmt check, clippy -D warnings, tidy, then `test`
+  ci              what CI runs: fmt check, clippy -D warnings, tidy, `test`, then
+                  `bench --quick` (a smoke test of the harness, never a timing)
+  bench [args...] build the server and the load generator in release, then run the
+                  benchmarks (`bench --help` lists the options; `--quick` is a smoke
+                  test); JSON goes to target/bench/results.json. See BENCHMARKS.md
 
 The repository and end-to-end tests need PostgreSQL: DATABASE_URL
 (default postgres://postgres@127.0.0.1:5432/postgres, trust auth). The Socket.IO
@@ -42,7 +46,7 @@ const FORBIDDEN_IN_DOMAIN: &[&str] = &[
 ];
 
 /// Folders whose Rust files must each start with a `//!` line.
-const DOCUMENTED_TREES: &[&str] = &["crates", "xtask", "tests"];
+const DOCUMENTED_TREES: &[&str] = &["crates", "xtask", "tests", "bench"];
 
 fn main() -> ExitCode {
     match run() {
@@ -64,6 +68,7 @@ fn run() -> Result<()> {
         Some("test") => test(&root, &rest),
         Some("e2e") => e2e(&root, &rest),
         Some("tidy") => tidy(&root),
+        Some("bench") => bench(&root, &rest),
         Some("ci") => {
             if !rest.is_empty() {
                 bail!("`ci` takes no arguments\n\n{USAGE}");
@@ -113,6 +118,58 @@ fn e2e_on_sqlite(root: &Path, extra: &[OsString]) -> Result<()> {
     )
 }
 
+/// `cargo xtask bench`: builds the server and the `bench` load generator in release
+/// (one build, so they share their dependencies), then runs `bench` with `extra`. The
+/// load generator starts the server itself; see BENCHMARKS.md.
+fn bench(root: &Path, extra: &[OsString]) -> Result<()> {
+    cargo(
+        root,
+        &["build", "--release", "-p", "server", "-p", "bench"],
+        &[],
+    )?;
+    let target = env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let target = if target.is_absolute() {
+        target
+    } else {
+        root.join(target)
+    };
+    let release = target.join("release");
+    let given = |flag: &str| {
+        extra.iter().any(|a| {
+            let a = a.to_string_lossy();
+            a == flag || a.starts_with(&format!("{flag}="))
+        })
+    };
+    let mut args: Vec<OsString> = Vec::new();
+    if !given("--server") {
+        args.push("--server".into());
+        args.push(release.join("server").into_os_string());
+    }
+    if !given("--out") {
+        args.push("--out".into());
+        args.push(target.join("bench").join("results.json").into_os_string());
+    }
+    args.extend(extra.iter().cloned());
+    let program = release.join("bench");
+    step(&format!(
+        "{} {}",
+        relative(root, &program),
+        args.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
+    let status = Command::new(&program)
+        .current_dir(root)
+        .args(&args)
+        .status()
+        .with_context(|| format!("starting {}", program.display()))?;
+    if !status.success() {
+        bail!("the benchmark failed ({status})");
+    }
+    Ok(())
+}
+
 /// `cargo xtask ci`: formatting, lints, tidy checks, then the whole test suite.
 fn ci(root: &Path) -> Result<()> {
     cargo(root, &["fmt", "--all", "--", "--check"], &[])?;
@@ -129,7 +186,10 @@ fn ci(root: &Path) -> Result<()> {
         &[],
     )?;
     tidy(root)?;
-    test(root, &[])
+    test(root, &[])?;
+    // A smoke test of the benchmark harness: it checks that messages flowed with none
+    // lost, duplicated or reordered, never a timing.
+    bench(root, &[OsString::from("--quick")])
 }
 
 /// Checks the conventions the compiler does not: leading `//!` docs and the purity of

@@ -1,0 +1,383 @@
+//! A minimal Socket.IO client speaking the wire format over a raw WebSocket
+//! (engine.io v4, socket.io v5): just what a load generator needs, so one client costs
+//! little more than its TCP connection.
+//!
+//! The exchange: connect `ws://…/socket.io/?EIO=4&transport=websocket`, read the
+//! engine.io open packet `0{…}`, send `40{"token":…}` to connect the default namespace,
+//! expect `40{"sid":…}` (or `44{…}`, refused). Afterwards the server pings (`2`) and is
+//! answered (`3`); events are `42["name",payload]`, with an ack id
+//! `42<id>["name",payload]`, and acks come back as `43<id>[payload]`.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// How long one step of the handshake (or of a join) may take.
+const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Packets read while waiting for one answer before giving up on it (pings and other
+/// events may come first; a server that never answers must not hold us for ever).
+const MAX_PACKETS_PER_ANSWER: usize = 10_000;
+
+/// Outgoing packets written before one flush.
+const WRITE_BATCH: usize = 64;
+
+/// How to open one connection.
+pub struct Connect<'a> {
+    /// The server's port on 127.0.0.1.
+    pub port: u16,
+    /// The bearer token sent in the handshake's `auth`.
+    pub token: &'a str,
+    /// The loopback address to connect from (each source address has its own
+    /// ephemeral ports), or the kernel's choice.
+    pub local: Option<Ipv4Addr>,
+    /// The WebSocket read buffer: small for idle connections, larger for busy ones.
+    pub read_buffer: usize,
+}
+
+/// A connected, authenticated socket before its I/O task starts.
+pub struct Socket {
+    ws: WebSocketStream<TcpStream>,
+    next_ack: u64,
+}
+
+/// One packet of the server, as far as the benchmark cares.
+#[derive(Debug, PartialEq, Eq)]
+enum Packet<'a> {
+    /// engine.io ping: answer with a pong.
+    Ping,
+    /// The namespace is connected (`40{…}`).
+    Connected,
+    /// The connection was refused (`44{…}`), with the server's payload.
+    Refused(&'a str),
+    /// An event; the text is its `["name",payload]` array.
+    Event(&'a str),
+    /// The answer to our ack id; the text is its argument array.
+    Ack(u64, &'a str),
+    /// The server closed the namespace or the engine.io session.
+    Closed,
+    /// Anything else (pong, noop, …).
+    Other,
+    /// Not a packet this protocol has.
+    Malformed,
+}
+
+/// Splits one text frame into a [`Packet`].
+fn parse(text: &str) -> Packet<'_> {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some('2') => Packet::Ping,
+        Some('1') => Packet::Closed,
+        Some('3' | '6') => Packet::Other,
+        Some('4') => {
+            let rest = &text[1..];
+            match rest.as_bytes().first() {
+                Some(b'0') => Packet::Connected,
+                Some(b'1') => Packet::Closed,
+                Some(b'2') => {
+                    let body = &rest[1..];
+                    match body.find('[') {
+                        Some(start) if body[..start].bytes().all(|b| b.is_ascii_digit()) => {
+                            Packet::Event(&body[start..])
+                        }
+                        _ => Packet::Malformed,
+                    }
+                }
+                Some(b'3') => {
+                    let body = &rest[1..];
+                    let Some(start) = body.find('[') else {
+                        return Packet::Malformed;
+                    };
+                    match body[..start].parse() {
+                        Ok(id) => Packet::Ack(id, &body[start..]),
+                        Err(_) => Packet::Malformed,
+                    }
+                }
+                Some(b'4') => Packet::Refused(&rest[1..]),
+                _ => Packet::Malformed,
+            }
+        }
+        _ => Packet::Malformed,
+    }
+}
+
+impl Socket {
+    /// Opens a WebSocket, does the engine.io and Socket.IO handshakes with the token.
+    pub async fn connect(options: &Connect<'_>) -> Result<Self> {
+        let server = SocketAddr::from((Ipv4Addr::LOCALHOST, options.port));
+        let tcp = TcpSocket::new_v4().context("creating a socket")?;
+        if let Some(local) = options.local {
+            tcp.bind(SocketAddr::from((local, 0)))
+                .with_context(|| format!("binding to {local}"))?;
+        }
+        let stream = tokio::time::timeout(STEP_TIMEOUT, tcp.connect(server))
+            .await
+            .context("TCP connect timed out")?
+            .context("TCP connect")?;
+        stream.set_nodelay(true)?;
+        let url = format!(
+            "ws://127.0.0.1:{}/socket.io/?EIO=4&transport=websocket",
+            options.port
+        );
+        let config = WebSocketConfig::default().read_buffer_size(options.read_buffer);
+        let (ws, _) = tokio::time::timeout(
+            STEP_TIMEOUT,
+            tokio_tungstenite::client_async_with_config(url, stream, Some(config)),
+        )
+        .await
+        .context("WebSocket upgrade timed out")?
+        .context("WebSocket upgrade")?;
+        let mut socket = Self { ws, next_ack: 1 };
+
+        let open = socket.next_text().await?;
+        if !open.starts_with('0') {
+            bail!("expected the engine.io open packet, got {open:?}");
+        }
+        let auth = serde_json::json!({ "token": options.token });
+        socket.send(format!("40{auth}")).await?;
+        for _ in 0..MAX_PACKETS_PER_ANSWER {
+            let text = socket.next_text().await?;
+            match parse(&text) {
+                Packet::Connected => return Ok(socket),
+                Packet::Refused(why) => bail!("the server refused the connection: {why}"),
+                Packet::Closed => bail!("the server closed the connection in the handshake"),
+                _ => {}
+            }
+        }
+        bail!("no answer to the namespace connect")
+    }
+
+    /// Joins chat rooms (`chats:connect` with an ack) and waits for the ack.
+    pub async fn join(&mut self, chat_ids: &[&str]) -> Result<()> {
+        let id = self.next_ack;
+        self.next_ack += 1;
+        let data = serde_json::json!({ "chatIds": chat_ids });
+        self.send(format!("42{id}[\"chats:connect\",{data}]"))
+            .await?;
+        for _ in 0..MAX_PACKETS_PER_ANSWER {
+            let text = self.next_text().await?;
+            match parse(&text) {
+                Packet::Ack(got, payload) if got == id => {
+                    if payload.contains("\"status\":\"error\"") {
+                        bail!("chats:connect failed: {payload}");
+                    }
+                    return Ok(());
+                }
+                Packet::Closed => bail!("the server closed the connection while joining"),
+                _ => {}
+            }
+        }
+        bail!("no ack to chats:connect")
+    }
+
+    /// The first ack id the I/O task's user may use (the handshake used smaller ones).
+    pub fn next_ack_id(&self) -> u64 {
+        self.next_ack
+    }
+
+    /// Sends one text frame.
+    async fn send(&mut self, text: String) -> Result<()> {
+        tokio::time::timeout(STEP_TIMEOUT, self.ws.send(Message::text(text)))
+            .await
+            .context("sending timed out")?
+            .context("sending")
+    }
+
+    /// The next text frame, answering pings on the way.
+    async fn next_text(&mut self) -> Result<String> {
+        for _ in 0..MAX_PACKETS_PER_ANSWER {
+            let frame = tokio::time::timeout(STEP_TIMEOUT, self.ws.next())
+                .await
+                .context("the server did not answer in time")?;
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    if text.as_str() == "2" {
+                        self.send("3".to_owned()).await?;
+                        continue;
+                    }
+                    return Ok(text.as_str().to_owned());
+                }
+                Some(Ok(Message::Close(_))) | None => bail!("the server closed the connection"),
+                Some(Ok(_)) => {}
+                Some(Err(err)) => return Err(err).context("reading from the server"),
+            }
+        }
+        bail!("only control frames from the server")
+    }
+
+    /// Hands the socket to a task of its own: it answers pings, gives events and acks
+    /// to `handler`, and writes what arrives on `outgoing` (if any) in batches.
+    pub fn spawn<H: Handler>(
+        self,
+        handler: H,
+        outgoing: Option<mpsc::Receiver<String>>,
+        liveness: Arc<Liveness>,
+    ) -> JoinHandle<()> {
+        tokio::spawn(run(self.ws, handler, outgoing, liveness))
+    }
+}
+
+/// What a connection does with the server's events and acks. Called on the
+/// connection's task, one packet at a time.
+pub trait Handler: Send + 'static {
+    /// An event; `array` is its `["name",payload]` text.
+    fn event(&mut self, array: &str) {
+        let _ = array;
+    }
+
+    /// The answer to ack id `id`; `args` is its argument array.
+    fn ack(&mut self, id: u64, args: &str) {
+        let _ = (id, args);
+    }
+}
+
+/// A connection that only keeps itself alive.
+pub struct Idle;
+
+impl Handler for Idle {}
+
+/// Shared by a group of connections: whether the benchmark is closing them, and how
+/// many the server closed (or broke) before that.
+#[derive(Default)]
+pub struct Liveness {
+    /// Set before the benchmark closes its connections on purpose.
+    pub stopping: AtomicBool,
+    /// Connections that ended while not stopping.
+    pub dropped: AtomicU64,
+    /// Frames that were not Socket.IO packets.
+    pub malformed: AtomicU64,
+    /// Why the first dropped connection ended.
+    first_drop: Mutex<Option<String>>,
+}
+
+impl Liveness {
+    /// Why the first dropped connection ended, if one did.
+    pub fn first_drop(&self) -> Option<String> {
+        self.first_drop
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn dropped(&self, why: String) {
+        if self.stopping.load(Ordering::Relaxed) {
+            return;
+        }
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        self.first_drop
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(why);
+    }
+}
+
+/// The connection's task.
+async fn run<H: Handler>(
+    mut ws: WebSocketStream<TcpStream>,
+    mut handler: H,
+    mut outgoing: Option<mpsc::Receiver<String>>,
+    liveness: Arc<Liveness>,
+) {
+    let why = loop {
+        tokio::select! {
+            incoming = ws.next() => {
+                let text = match incoming {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Close(frame))) => break format!("closed by the server: {frame:?}"),
+                    None => break "the connection ended".to_owned(),
+                    Some(Ok(_)) => continue,
+                    Some(Err(err)) => break format!("read error: {err}"),
+                };
+                match parse(text.as_str()) {
+                    Packet::Ping => {
+                        if let Err(err) = ws.send(Message::text("3")).await {
+                            break format!("write error: {err}");
+                        }
+                    }
+                    Packet::Event(array) => handler.event(array),
+                    Packet::Ack(id, args) => handler.ack(id, args),
+                    Packet::Closed => break "disconnected by the server".to_owned(),
+                    Packet::Refused(why) => break format!("refused: {why}"),
+                    Packet::Connected | Packet::Other => {}
+                    Packet::Malformed => {
+                        liveness.malformed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            next = next_outgoing(&mut outgoing) => {
+                let Some(first) = next else {
+                    outgoing = None;
+                    continue;
+                };
+                if let Err(err) = write_batch(&mut ws, first, outgoing.as_mut()).await {
+                    break format!("write error: {err}");
+                }
+            }
+        }
+    };
+    liveness.dropped(why);
+}
+
+/// The next packet to send; never ready when there is no channel.
+async fn next_outgoing(outgoing: &mut Option<mpsc::Receiver<String>>) -> Option<String> {
+    match outgoing {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes `first` and whatever else is already waiting (up to a batch), then flushes.
+async fn write_batch(
+    ws: &mut WebSocketStream<TcpStream>,
+    first: String,
+    rx: Option<&mut mpsc::Receiver<String>>,
+) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    ws.feed(Message::text(first)).await?;
+    if let Some(rx) = rx {
+        for _ in 1..WRITE_BATCH {
+            match rx.try_recv() {
+                Ok(next) => ws.feed(Message::text(next)).await?,
+                Err(_) => break,
+            }
+        }
+    }
+    ws.flush().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packets_are_recognised() {
+        assert_eq!(parse("2"), Packet::Ping);
+        assert_eq!(parse("3"), Packet::Other);
+        assert_eq!(parse(r#"40{"sid":"x"}"#), Packet::Connected);
+        assert_eq!(
+            parse(r#"44{"message":"Unauthorized"}"#),
+            Packet::Refused(r#"{"message":"Unauthorized"}"#)
+        );
+        assert_eq!(
+            parse(r#"42["messages:new",{"id":"1"}]"#),
+            Packet::Event(r#"["messages:new",{"id":"1"}]"#)
+        );
+        assert_eq!(
+            parse(r#"4312[{"id":"1"}]"#),
+            Packet::Ack(12, r#"[{"id":"1"}]"#)
+        );
+        assert_eq!(parse("41"), Packet::Closed);
+        assert_eq!(parse("43x[]"), Packet::Malformed);
+        assert_eq!(parse(""), Packet::Malformed);
+        assert_eq!(parse("4"), Packet::Malformed);
+    }
+}
