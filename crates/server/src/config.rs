@@ -50,6 +50,12 @@ pub struct Config {
     /// Log filter, in `tracing` env-filter syntax.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub rust_log: String,
+
+    /// Redis for running several nodes as one cluster. Not available yet: the server
+    /// refuses to start with it rather than run as a lone node that other nodes cannot
+    /// reach.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
 }
 
 impl Config {
@@ -64,6 +70,7 @@ impl Config {
             jwt_ttl: Duration::from_secs(900),
             password_min_length: 8,
             rust_log: "warn".to_owned(),
+            redis_url: None,
         }
     }
 }

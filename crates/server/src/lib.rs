@@ -36,6 +36,13 @@ impl Application {
     /// When the configuration is incomplete, the database cannot be reached or
     /// migrated, or the address cannot be bound; each error is one readable sentence.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // Starting alone while the operator believes this node is in a cluster would
+        // split the users silently: messages sent on other nodes would never reach here.
+        anyhow::ensure!(
+            config.redis_url.is_none(),
+            "REDIS_URL is set, but running several nodes as one cluster is not available yet; \
+             unset it and run a single node"
+        );
         let store = store::Store::open(&config).await?;
 
         let password_policy =
