@@ -252,6 +252,15 @@ mod tests {
         users
     }
 
+    /// Chat 1 as above, with no user lookups or notifications expected.
+    fn chat_1_service() -> ChatService {
+        service(
+            chats_with_chat_1(),
+            MockUserRepository::new(),
+            MockNotifier::new(),
+        )
+    }
+
     fn service(
         chats: MockChatRepository,
         users: MockUserRepository,
@@ -364,11 +373,7 @@ mod tests {
 
     #[tokio::test]
     async fn listing_members_of_an_unknown_chat_is_not_found() {
-        let svc = service(
-            chats_with_chat_1(),
-            MockUserRepository::new(),
-            MockNotifier::new(),
-        );
+        let svc = chat_1_service();
         assert!(matches!(
             svc.list_members(user_id(1), chat_id(2)).await,
             Err(AppError::ChatNotFound)
@@ -377,11 +382,7 @@ mod tests {
 
     #[tokio::test]
     async fn listing_members_as_a_non_member_is_forbidden() {
-        let svc = service(
-            chats_with_chat_1(),
-            MockUserRepository::new(),
-            MockNotifier::new(),
-        );
+        let svc = chat_1_service();
         assert!(matches!(
             svc.list_members(user_id(3), chat_id(1)).await,
             Err(AppError::NotMember)
@@ -401,11 +402,7 @@ mod tests {
 
     #[tokio::test]
     async fn adding_to_an_unknown_chat_is_not_found_before_the_body_is_judged() {
-        let svc = service(
-            chats_with_chat_1(),
-            MockUserRepository::new(),
-            MockNotifier::new(),
-        );
+        let svc = chat_1_service();
         let err = svc
             .add_members(user_id(1), chat_id(5), invalid_body())
             .await
@@ -415,11 +412,7 @@ mod tests {
 
     #[tokio::test]
     async fn adding_as_a_member_who_is_not_the_owner_is_forbidden_before_the_body_is_judged() {
-        let svc = service(
-            chats_with_chat_1(),
-            MockUserRepository::new(),
-            MockNotifier::new(),
-        );
+        let svc = chat_1_service();
         let err = svc
             .add_members(user_id(2), chat_id(1), invalid_body())
             .await
@@ -429,11 +422,7 @@ mod tests {
 
     #[tokio::test]
     async fn adding_with_an_invalid_body_as_owner_is_invalid_input() {
-        let svc = service(
-            chats_with_chat_1(),
-            MockUserRepository::new(),
-            MockNotifier::new(),
-        );
+        let svc = chat_1_service();
         let err = svc
             .add_members(user_id(1), chat_id(1), invalid_body())
             .await
@@ -493,11 +482,7 @@ mod tests {
 
     #[tokio::test]
     async fn removing_checks_existence_then_ownership_then_the_body() {
-        let svc = service(
-            chats_with_chat_1(),
-            MockUserRepository::new(),
-            MockNotifier::new(),
-        );
+        let svc = chat_1_service();
         assert!(matches!(
             svc.remove_members(user_id(1), chat_id(4), invalid_body())
                 .await,
@@ -574,11 +559,7 @@ mod tests {
 
     #[tokio::test]
     async fn leaving_an_unknown_chat_is_not_found_and_a_strangers_leave_is_forbidden() {
-        let svc = service(
-            chats_with_chat_1(),
-            MockUserRepository::new(),
-            MockNotifier::new(),
-        );
+        let svc = chat_1_service();
         assert!(matches!(
             svc.leave_chat(user_id(2), chat_id(3)).await,
             Err(AppError::ChatNotFound)
@@ -618,11 +599,7 @@ mod tests {
 
     #[tokio::test]
     async fn deleting_checks_existence_then_ownership() {
-        let svc = service(
-            chats_with_chat_1(),
-            MockUserRepository::new(),
-            MockNotifier::new(),
-        );
+        let svc = chat_1_service();
         assert!(matches!(
             svc.delete_chat(user_id(1), chat_id(2)).await,
             Err(AppError::ChatNotFound)
