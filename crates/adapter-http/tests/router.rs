@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use domain::ports::{
     MockChatRepository, MockMessageRepository, MockNotifier, MockPasswordHasher, MockTokenService,
-    MockUserRepository, TokenError,
+    MockUserRepository, SingleProcess, TokenError,
 };
 use domain::{Chat, ChatId, ChatName, PasswordPolicy, StoreError, UserId};
 use serde_json::{Value, json};
@@ -78,6 +78,7 @@ fn app_with(users: MockUserRepository, chats: MockChatRepository, ready: bool) -
         hasher: Arc::new(MockPasswordHasher::new()),
         tokens: Arc::new(tokens()),
         notifier: Arc::new(MockNotifier::new()),
+        send_order: Arc::new(SingleProcess),
     };
     router(HttpState {
         app: App::new(ports, PasswordPolicy::default()),

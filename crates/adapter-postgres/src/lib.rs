@@ -11,13 +11,14 @@
 mod chats;
 mod error;
 mod messages;
+mod send_order;
 mod users;
 
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::ports::{ChatRepository, MessageRepository, UserRepository};
+use domain::ports::{ChatRepository, MessageRepository, SendOrder, UserRepository};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -97,6 +98,13 @@ impl PostgresStore {
     /// The message repository backed by this store.
     pub fn messages(&self) -> Arc<dyn MessageRepository> {
         Arc::new(messages::PgMessageRepository::new(self.pool.clone()))
+    }
+
+    /// The order of senders between every server process sharing this database (a
+    /// cluster): a chat's turn is a PostgreSQL advisory lock, held on a small pool of
+    /// connections of its own.
+    pub fn send_order(&self) -> Arc<dyn SendOrder> {
+        Arc::new(send_order::AdvisoryLockSendOrder::new(&self.pool))
     }
 
     /// Closes every connection, waiting for those in use to be returned. Repositories

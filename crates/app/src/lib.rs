@@ -15,7 +15,8 @@ pub use error::{AppError, UnknownMember};
 
 use domain::PasswordPolicy;
 use domain::ports::{
-    ChatRepository, MessageRepository, Notifier, PasswordHasher, TokenService, UserRepository,
+    ChatRepository, MessageRepository, Notifier, PasswordHasher, SendOrder, TokenService,
+    UserRepository,
 };
 
 /// A request body (or other input) as the adapter parsed it, or why it could not be
@@ -39,6 +40,9 @@ pub struct Ports {
     pub tokens: Arc<dyn TokenService>,
     /// Live delivery to connected sockets.
     pub notifier: Arc<dyn Notifier>,
+    /// The order of senders between server processes (a cluster), or
+    /// [`domain::ports::SingleProcess`].
+    pub send_order: Arc<dyn SendOrder>,
 }
 
 /// The application: every use case, grouped by area. Cheap to clone.
@@ -67,7 +71,12 @@ impl App {
                 ports.users,
                 ports.notifier.clone(),
             ),
-            messages: messages::MessageService::new(ports.chats, ports.messages, ports.notifier),
+            messages: messages::MessageService::new(
+                ports.chats,
+                ports.messages,
+                ports.notifier,
+                ports.send_order,
+            ),
         }
     }
 }

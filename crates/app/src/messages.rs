@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use domain::ports::{ChatRepository, MessageRepository, Notifier};
+use domain::ports::{ChatRepository, MessageRepository, Notifier, SendOrder};
 use domain::{
     ChatId, ClientMsgId, HistoryPage, InvalidInput, Message, MessageContent, NewMessage,
     StoreError, UserId,
@@ -29,20 +29,24 @@ pub struct MessageService {
     messages: Arc<dyn MessageRepository>,
     notifier: Arc<dyn Notifier>,
     turns: Arc<ChatTurns>,
+    send_order: Arc<dyn SendOrder>,
 }
 
 impl MessageService {
-    /// Builds the service over its ports.
+    /// Builds the service over its ports. `send_order` orders senders between
+    /// processes ([`domain::ports::SingleProcess`] for a server that runs alone).
     pub fn new(
         chats: Arc<dyn ChatRepository>,
         messages: Arc<dyn MessageRepository>,
         notifier: Arc<dyn Notifier>,
+        send_order: Arc<dyn SendOrder>,
     ) -> Self {
         Self {
             chats,
             messages,
             notifier,
             turns: Arc::default(),
+            send_order,
         }
     }
 
@@ -68,8 +72,11 @@ impl MessageService {
             content: draft.content,
             client_msg_id: draft.client_msg_id,
         };
-        // Held until the message is announced: see `ordering`.
+        // Both held until the message is announced: see `ordering`. This process's
+        // senders queue here first, so that only one of them at a time waits for the
+        // turn shared with other processes (dropped first, in reverse order).
         let _turn = self.turns.take(chat_id).await;
+        let _shared_turn = self.send_order.turn(chat_id).await?;
         let (message, created) = match self.messages.insert(&new).await {
             // The sender was removed, or the chat deleted, since the check: either way
             // they may no longer write here.
@@ -112,7 +119,12 @@ impl MessageService {
 mod tests {
     use std::sync::Arc;
 
-    use domain::ports::{MockChatRepository, MockMessageRepository, MockNotifier};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use domain::ports::{
+        ChatTurn, MockChatRepository, MockMessageRepository, MockNotifier, MockSendOrder,
+        SingleProcess,
+    };
     use domain::{Limit, MessageId};
     use time::OffsetDateTime;
     use uuid::Uuid;
@@ -162,7 +174,76 @@ mod tests {
         messages: MockMessageRepository,
         notifier: MockNotifier,
     ) -> MessageService {
-        MessageService::new(Arc::new(chats), Arc::new(messages), Arc::new(notifier))
+        MessageService::new(
+            Arc::new(chats),
+            Arc::new(messages),
+            Arc::new(notifier),
+            Arc::new(SingleProcess),
+        )
+    }
+
+    /// Sets its flag when dropped: shows when a shared turn was released.
+    struct ReleaseFlag(Arc<AtomicBool>);
+
+    impl Drop for ReleaseFlag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_shared_turn_is_held_from_storing_until_the_message_is_announced() {
+        let released = Arc::new(AtomicBool::new(false));
+        let mut order = MockSendOrder::new();
+        order.expect_turn().times(1).returning({
+            let released = Arc::clone(&released);
+            move |chat| {
+                assert_eq!(chat, chat_id(1));
+                Ok(ChatTurn::held_by(ReleaseFlag(Arc::clone(&released))))
+            }
+        });
+        let mut messages = MockMessageRepository::new();
+        messages.expect_insert().times(1).returning({
+            let released = Arc::clone(&released);
+            move |new| {
+                assert!(!released.load(Ordering::SeqCst), "stored without the turn");
+                Ok((stored(new), true))
+            }
+        });
+        let mut notifier = MockNotifier::new();
+        notifier.expect_message_created().times(1).returning({
+            let released = Arc::clone(&released);
+            move |_| assert!(!released.load(Ordering::SeqCst), "announced without the turn")
+        });
+        let svc = MessageService::new(
+            Arc::new(chats_with_chat_1()),
+            Arc::new(messages),
+            Arc::new(notifier),
+            Arc::new(order),
+        );
+
+        svc.send(user_id(2), chat_id(1), draft("hello", None))
+            .await
+            .unwrap();
+        assert!(released.load(Ordering::SeqCst), "the turn was never released");
+    }
+
+    #[tokio::test]
+    async fn without_the_shared_turn_nothing_is_stored() {
+        let mut order = MockSendOrder::new();
+        order
+            .expect_turn()
+            .returning(|_| Err(StoreError::unavailable(std::io::Error::other("lock lost"))));
+        let svc = MessageService::new(
+            Arc::new(chats_with_chat_1()),
+            Arc::new(MockMessageRepository::new()),
+            Arc::new(MockNotifier::new()),
+            Arc::new(order),
+        );
+        assert!(matches!(
+            svc.send(user_id(2), chat_id(1), draft("hello", None)).await,
+            Err(AppError::Internal(_))
+        ));
     }
 
     #[tokio::test]

@@ -240,3 +240,57 @@ pub trait Notifier: Send + Sync {
     /// `message` was stored: the chat's room receives it.
     async fn message_created(&self, message: &Message);
 }
+
+/// Orders the sending of a chat's messages across every server process that shares the
+/// store. A sender holds the chat's turn from storing a message until it has been handed
+/// to delivery, so that every socket, on whichever node, hears a chat's messages in the
+/// order they were stored. A single process orders its own senders by itself; this port
+/// adds the order between processes (a cluster).
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait SendOrder: Send + Sync {
+    /// Waits for `chat`'s turn among all processes. The turn is held until the returned
+    /// [`ChatTurn`] is dropped.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the shared lock cannot be taken.
+    async fn turn(&self, chat: ChatId) -> Result<ChatTurn, StoreError>;
+}
+
+/// A chat's turn to send, taken from a [`SendOrder`]; dropping it lets the next sender
+/// (on any node) go.
+pub struct ChatTurn {
+    _held: Option<Box<dyn Send + Sync>>,
+}
+
+impl ChatTurn {
+    /// A turn held by `guard`, which releases it when dropped.
+    pub fn held_by(guard: impl Send + Sync + 'static) -> Self {
+        Self {
+            _held: Some(Box::new(guard)),
+        }
+    }
+
+    /// A turn that holds nothing: the order of a single process needs no more.
+    #[must_use]
+    pub fn unshared() -> Self {
+        Self { _held: None }
+    }
+}
+
+impl std::fmt::Debug for ChatTurn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatTurn").finish_non_exhaustive()
+    }
+}
+
+/// The [`SendOrder`] of a server that runs alone: there is no other process to wait for.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SingleProcess;
+
+#[async_trait]
+impl SendOrder for SingleProcess {
+    async fn turn(&self, _chat: ChatId) -> Result<ChatTurn, StoreError> {
+        Ok(ChatTurn::unshared())
+    }
+}

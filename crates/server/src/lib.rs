@@ -56,6 +56,7 @@ impl Application {
             hasher: Arc::new(Argon2Hasher::new().context("cannot set up password hashing")?),
             tokens: Arc::new(JwtTokens::new(&jwt_secret(&config), config.jwt_ttl)),
             notifier: rooms.notifier(),
+            send_order: Arc::new(domain::ports::SingleProcess),
         };
         let app = App::new(ports, password_policy);
         let sockets = rooms.endpoints(app.clone());

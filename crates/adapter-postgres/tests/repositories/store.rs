@@ -1,9 +1,10 @@
 //! Opening, migrating, pinging and closing the store: what only PostgreSQL has.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use adapter_postgres::{PostgresError, PostgresStore};
-use domain::{StoreError, UserId};
+use domain::{ChatId, StoreError, UserId};
 use uuid::Uuid;
 
 use crate::support::with_db;
@@ -61,6 +62,53 @@ async fn the_username_key_column_holds_the_unicode_lowercase_of_the_name() {
             .await
             .unwrap();
         assert_eq!(key, "émile");
+    })
+    .await;
+}
+
+/// Two send orders on one database behave like two server processes of a cluster.
+#[tokio::test]
+async fn a_chat_s_turn_is_shared_between_processes_and_other_chats_do_not_wait() {
+    with_db(|db| async move {
+        let node_a = db.store.send_order();
+        let node_b = db.store.send_order();
+        let chat = ChatId::from_uuid(Uuid::new_v4());
+        let other_chat = ChatId::from_uuid(Uuid::new_v4());
+
+        let held = node_a.turn(chat).await.unwrap();
+        let waiting = tokio::spawn({
+            let node_b = Arc::clone(&node_b);
+            async move { node_b.turn(chat).await.map(drop) }
+        });
+        // Another chat's turn is free meanwhile, on either node.
+        let other = tokio::time::timeout(Duration::from_secs(5), node_b.turn(other_chat))
+            .await
+            .expect("another chat's turn waited")
+            .unwrap();
+        drop(other);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), async {
+                while !waiting.is_finished() {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+            .await
+            .is_err(),
+            "node B got the chat's turn while node A held it"
+        );
+
+        drop(held);
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("node B never got the turn after node A released it")
+            .unwrap()
+            .unwrap();
+        // Released on node B too (the drop above unlocks in the background): node A
+        // can take it again.
+        tokio::time::timeout(Duration::from_secs(5), node_a.turn(chat))
+            .await
+            .expect("the turn was not released")
+            .unwrap();
     })
     .await;
 }
