@@ -42,6 +42,8 @@ pub struct TestServer {
     port: u16,
     /// Environment the test asked for, kept across restarts.
     extra_env: Vec<(String, String)>,
+    /// Whether dropping this server drops its database (false for a cluster's peers).
+    owns_backend: bool,
     child: Option<Child>,
 }
 
@@ -67,6 +69,7 @@ impl TestServer {
             backend,
             port: 0,
             extra_env: Vec::new(),
+            owns_backend: true,
             child: None,
         };
 
@@ -78,6 +81,30 @@ impl TestServer {
             .collect();
         server.start().await;
         server
+    }
+
+    /// Starts another server process on this one's database, with its secret and
+    /// environment: a second node of a cluster when that environment holds `REDIS_URL`.
+    /// The database stays this server's: dropping the peer only stops its process, so
+    /// declare peers after the server they were made from (they are dropped first).
+    pub async fn spawn_peer(&self) -> Self {
+        assert!(
+            matches!(self.backend, Backend::Postgres { .. }),
+            "several server processes share a PostgreSQL database, never a SQLite file"
+        );
+        let port = free_port();
+        let mut peer = Self {
+            address: format!("http://127.0.0.1:{port}"),
+            client: self.client.clone(),
+            jwt_secret: self.jwt_secret.clone(),
+            backend: self.backend.clone(),
+            port,
+            extra_env: self.extra_env.clone(),
+            owns_backend: false,
+            child: None,
+        };
+        peer.start().await;
+        peer
     }
 
     /// Starts the server process on this server's port and database and waits until it
@@ -479,6 +506,9 @@ impl Drop for TestServer {
         if let Some(mut child) = self.child.take() {
             // SIGKILL: the database is dropped next, whatever the server was doing.
             child.start_kill().ok();
+        }
+        if !self.owns_backend {
+            return;
         }
         // Drop runs inside the test's runtime, which cannot be blocked on: do the async
         // cleanup on a thread with its own small runtime, and wait for it.

@@ -14,6 +14,7 @@
 
 mod auth;
 mod chats;
+mod cluster;
 mod errors;
 mod health;
 mod helpers;
@@ -21,5 +22,6 @@ mod members;
 mod messages;
 mod postgres_only;
 mod realtime;
+mod sockets;
 mod tokens;
 mod users;

@@ -23,11 +23,24 @@ pub use error::ApiError;
 /// Largest request body accepted; a larger one is `413`.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 
-/// Answers `/readyz`: whether the service's dependencies (the database) answer.
+/// Answers `/readyz`: whether the service's dependencies answer.
 #[async_trait]
 pub trait ReadinessProbe: Send + Sync {
-    /// `Ok` when ready; otherwise a short reason, logged but not shown to the client.
-    async fn check(&self) -> Result<(), String>;
+    /// The state of each dependency right now.
+    async fn check(&self) -> Readiness;
+}
+
+/// What `/readyz` reports. Each `Err` holds a short reason, logged but not shown to the
+/// client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    /// The database answers. Without it the node is not ready (`503`).
+    pub database: Result<(), String>,
+    /// The link to the other nodes, for a node of a cluster (`None` when it runs alone).
+    /// Without it the node still serves its own sockets, so it stays ready (`200`), and
+    /// says it is degraded: taking every node out of a load balancer because the
+    /// broker is away would turn a partial outage into a full one.
+    pub cluster: Option<Result<(), String>>,
 }
 
 /// What every handler can reach.

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use adapter_http::{HttpState, ReadinessProbe, router};
+use adapter_http::{HttpState, Readiness, ReadinessProbe, router};
 use app::{App, Ports};
 use async_trait::async_trait;
 use axum::body::Body;
@@ -26,16 +26,24 @@ fn user_id(n: u128) -> UserId {
     UserId::from_uuid(Uuid::from_u128(n))
 }
 
-struct Ready(bool);
+struct Ready(Readiness);
 
 #[async_trait]
 impl ReadinessProbe for Ready {
-    async fn check(&self) -> Result<(), String> {
-        if self.0 {
+    async fn check(&self) -> Readiness {
+        self.0.clone()
+    }
+}
+
+/// A lone node whose database answers (or not).
+fn alone(database_up: bool) -> Readiness {
+    Readiness {
+        database: if database_up {
             Ok(())
         } else {
             Err("database down".into())
-        }
+        },
+        cluster: None,
     }
 }
 
@@ -70,7 +78,11 @@ fn chats() -> MockChatRepository {
     chats
 }
 
-fn app_with(users: MockUserRepository, chats: MockChatRepository, ready: bool) -> axum::Router {
+fn app_with(
+    users: MockUserRepository,
+    chats: MockChatRepository,
+    ready: Readiness,
+) -> axum::Router {
     let ports = Ports {
         users: Arc::new(users),
         chats: Arc::new(chats),
@@ -93,7 +105,7 @@ fn existing_users() -> MockUserRepository {
 }
 
 fn app() -> axum::Router {
-    app_with(existing_users(), chats(), true)
+    app_with(existing_users(), chats(), alone(true))
 }
 
 fn request(method: &str, uri: &str, token: Option<&str>, body: Option<&str>) -> Request<Body> {
@@ -222,7 +234,7 @@ async fn unknown_member_ids_are_named_by_their_position() {
     users.expect_missing().returning(move |_| Ok(vec![ghost]));
     let members = json!({ "members": [user_id(2).to_string(), ghost.to_string()] }).to_string();
     let req = request("POST", &chat_uri("/members"), Some("owner"), Some(&members));
-    let (status, headers, body) = send(app_with(users, chats(), true), req).await;
+    let (status, headers, body) = send(app_with(users, chats(), alone(true)), req).await;
     assert_problem(status, &headers, &body, StatusCode::BAD_REQUEST);
     assert_eq!(
         body["errors"],
@@ -276,7 +288,7 @@ async fn a_storage_failure_is_a_generic_500_that_leaks_nothing() {
         )))
     });
     let (status, headers, body) = send(
-        app_with(users, chats(), true),
+        app_with(users, chats(), alone(true)),
         request("GET", "/users", Some("owner"), None),
     )
     .await;
@@ -340,13 +352,51 @@ async fn every_response_carries_a_request_id_and_keeps_a_given_one() {
 #[tokio::test]
 async fn readyz_is_503_when_the_database_does_not_answer() {
     let (status, _, _) = send(
-        app_with(existing_users(), chats(), false),
+        app_with(existing_users(), chats(), alone(false)),
         request("GET", "/readyz", None, None),
     )
     .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     let (status, _, _) = send(app(), request("GET", "/readyz", None, None)).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn readyz_of_a_cluster_node_says_whether_it_hears_the_other_nodes() {
+    let readyz = |database: Result<(), String>, cluster: Result<(), String>| async move {
+        let app = app_with(
+            existing_users(),
+            chats(),
+            Readiness {
+                database,
+                cluster: Some(cluster),
+            },
+        );
+        let (status, _, body) = send(app, request("GET", "/readyz", None, None)).await;
+        (status, body)
+    };
+    assert_eq!(
+        readyz(Ok(()), Ok(())).await,
+        (
+            StatusCode::OK,
+            json!({"status": "ok", "cluster": "connected"})
+        )
+    );
+    // The broker away: still serving this node's sockets, so still ready.
+    assert_eq!(
+        readyz(Ok(()), Err("redis down".into())).await,
+        (
+            StatusCode::OK,
+            json!({"status": "degraded", "cluster": "disconnected"})
+        )
+    );
+    assert_eq!(
+        readyz(Err("db down".into()), Err("redis down".into())).await,
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "unavailable", "cluster": "disconnected"})
+        )
+    );
 }
 
 #[tokio::test]

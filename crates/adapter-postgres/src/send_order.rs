@@ -47,12 +47,7 @@ impl AdvisoryLockSendOrder {
             .max_connections(TURN_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .after_connect(|conn, _| {
-                Box::pin(async move {
-                    sqlx::query(SET_LOCK_TIMEOUT)
-                    .execute(conn)
-                    .await
-                    .map(drop)
-                })
+                Box::pin(async move { sqlx::query(SET_LOCK_TIMEOUT).execute(conn).await.map(drop) })
             })
             .connect_lazy_with(options);
         Self { pool }
@@ -116,7 +111,10 @@ impl Drop for HeldLock {
             if !matches!(unlocked, Ok(true)) {
                 // A connection whose lock state is unknown must not go back to the
                 // pool: closing the session releases whatever it still holds.
-                tracing::warn!(?unlocked, "could not release a chat turn; closing its connection");
+                tracing::warn!(
+                    ?unlocked,
+                    "could not release a chat turn; closing its connection"
+                );
                 conn.detach().close().await.ok();
             }
         });
@@ -133,6 +131,10 @@ mod tests {
         let id = |bits: u128| ChatId::from_uuid(Uuid::from_u128(bits));
         assert_eq!(chat_key(id(1)), chat_key(id(1)));
         assert_ne!(chat_key(id(1)), chat_key(id(2)), "low bits count");
-        assert_ne!(chat_key(id(1)), chat_key(id(1 | (1 << 100))), "high bits count");
+        assert_ne!(
+            chat_key(id(1)),
+            chat_key(id(1 | (1 << 100))),
+            "high bits count"
+        );
     }
 }

@@ -2,8 +2,9 @@
 //! WebSocket endpoint (`/ws`), sharing one set of chat rooms, and the domain's
 //! [`Notifier`] that announces stored changes to them.
 //!
-//! Build order: [`Rooms::local`] first (its [`Rooms::notifier`] goes into the use
-//! cases), then [`Rooms::endpoints`] with the built `App`.
+//! Build order: [`Rooms::local`] first (optionally
+//! [`Rooms::delivering_through`] a cluster's delivery), its [`Rooms::notifier`] into the
+//! use cases, then [`Rooms::endpoints`] with the built `App`.
 
 mod delivery;
 mod frame;
@@ -43,6 +44,7 @@ pub(crate) struct Realtime {
 /// This process's rooms and the path that delivers into them.
 pub struct Rooms {
     hub: Arc<Hub>,
+    local: Arc<LocalDelivery>,
     delivery: Arc<dyn Delivery>,
 }
 
@@ -51,8 +53,25 @@ impl Rooms {
     /// own sockets.
     pub fn local() -> Self {
         let hub = Arc::new(Hub::default());
-        let delivery = Arc::new(LocalDelivery::new(Arc::clone(&hub)));
-        Self { hub, delivery }
+        let local = Arc::new(LocalDelivery::new(Arc::clone(&hub)));
+        Self {
+            hub,
+            delivery: local.clone(),
+            local,
+        }
+    }
+
+    /// Delivery straight into this process's rooms: what a cluster's delivery applies
+    /// the events it receives to.
+    pub fn local_delivery(&self) -> Arc<LocalDelivery> {
+        Arc::clone(&self.local)
+    }
+
+    /// The same rooms, with stored changes announced through `delivery` instead (for
+    /// example to every node of a cluster). Call before [`Rooms::notifier`].
+    #[must_use]
+    pub fn delivering_through(self, delivery: Arc<dyn Delivery>) -> Self {
+        Self { delivery, ..self }
     }
 
     /// The notifier to give the use cases.

@@ -213,7 +213,12 @@ mod tests {
         let mut notifier = MockNotifier::new();
         notifier.expect_message_created().times(1).returning({
             let released = Arc::clone(&released);
-            move |_| assert!(!released.load(Ordering::SeqCst), "announced without the turn")
+            move |_| {
+                assert!(
+                    !released.load(Ordering::SeqCst),
+                    "announced without the turn"
+                )
+            }
         });
         let svc = MessageService::new(
             Arc::new(chats_with_chat_1()),
@@ -225,7 +230,10 @@ mod tests {
         svc.send(user_id(2), chat_id(1), draft("hello", None))
             .await
             .unwrap();
-        assert!(released.load(Ordering::SeqCst), "the turn was never released");
+        assert!(
+            released.load(Ordering::SeqCst),
+            "the turn was never released"
+        );
     }
 
     #[tokio::test]

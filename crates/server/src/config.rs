@@ -51,9 +51,8 @@ pub struct Config {
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub rust_log: String,
 
-    /// Redis for running several nodes as one cluster. Not available yet: the server
-    /// refuses to start with it rather than run as a lone node that other nodes cannot
-    /// reach.
+    /// Redis for running several nodes as one cluster: every node started with the
+    /// same `REDIS_URL` and `DATABASE_URL` (PostgreSQL) delivers to the sockets of all.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 }

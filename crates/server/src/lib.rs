@@ -2,6 +2,7 @@
 //! the adapters and serves them. `main` and the tests start the very same
 //! [`Application`].
 
+pub mod cluster;
 pub mod config;
 pub mod store;
 
@@ -9,8 +10,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use adapter_auth::{Argon2Hasher, JwtTokens};
-use adapter_http::{HttpState, ReadinessProbe};
-use adapter_ws::{Rooms, SocketCloser};
+use adapter_http::{HttpState, Readiness, ReadinessProbe};
+use adapter_redis::RedisDelivery;
+use adapter_ws::SocketCloser;
 use anyhow::Context;
 use app::{App, Ports};
 use async_trait::async_trait;
@@ -36,19 +38,13 @@ impl Application {
     /// When the configuration is incomplete, the database cannot be reached or
     /// migrated, or the address cannot be bound; each error is one readable sentence.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        // Starting alone while the operator believes this node is in a cluster would
-        // split the users silently: messages sent on other nodes would never reach here.
-        anyhow::ensure!(
-            config.redis_url.is_none(),
-            "REDIS_URL is set, but running several nodes as one cluster is not available yet; \
-             unset it and run a single node"
-        );
         let store = store::Store::open(&config).await?;
+        let topology = cluster::Topology::from_config(&config, &store)?;
 
         let password_policy =
             PasswordPolicy::with_min_chars(usize::from(config.password_min_length))
                 .context("PASSWORD_MIN_LENGTH must be between 1 and 1024")?;
-        let rooms = Rooms::local();
+        let rooms = topology.rooms;
         let ports = Ports {
             users: store.users(),
             chats: store.chats(),
@@ -56,14 +52,17 @@ impl Application {
             hasher: Arc::new(Argon2Hasher::new().context("cannot set up password hashing")?),
             tokens: Arc::new(JwtTokens::new(&jwt_secret(&config), config.jwt_ttl)),
             notifier: rooms.notifier(),
-            send_order: Arc::new(domain::ports::SingleProcess),
+            send_order: topology.send_order,
         };
         let app = App::new(ports, password_policy);
         let sockets = rooms.endpoints(app.clone());
         let sockets_closer = sockets.closer();
         let rest_and_ws = adapter_http::router(HttpState {
             app,
-            readiness: Arc::new(DatabaseReady(store.clone())),
+            readiness: Arc::new(Dependencies {
+                store: store.clone(),
+                cluster: topology.link,
+            }),
         })
         .merge(sockets.router);
         // Socket.IO answers on /socket.io/ and passes the rest through. Its layer must
@@ -146,13 +145,25 @@ fn jwt_secret(config: &Config) -> Vec<u8> {
     }
 }
 
-/// `/readyz`: the database answers.
-struct DatabaseReady(store::Store);
+/// `/readyz`: the database answers; in a cluster, the link to the other nodes is up.
+struct Dependencies {
+    store: store::Store,
+    cluster: Option<Arc<RedisDelivery>>,
+}
 
 #[async_trait]
-impl ReadinessProbe for DatabaseReady {
-    async fn check(&self) -> Result<(), String> {
-        self.0.ping().await.map_err(|err| err.to_string())
+impl ReadinessProbe for Dependencies {
+    async fn check(&self) -> Readiness {
+        Readiness {
+            database: self.store.ping().await.map_err(|err| err.to_string()),
+            cluster: self.cluster.as_ref().map(|link| {
+                if link.is_connected() {
+                    Ok(())
+                } else {
+                    Err("not subscribed to the cluster's Redis channel".to_owned())
+                }
+            }),
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use adapter_postgres::PostgresStore;
 use adapter_sqlite::SqliteStore;
 use anyhow::Context;
-use domain::ports::{ChatRepository, MessageRepository, UserRepository};
+use domain::ports::{ChatRepository, MessageRepository, SendOrder, UserRepository};
 
 use crate::config::{self, Config};
 
@@ -142,6 +142,21 @@ impl Store {
         }
     }
 
+    /// The order of senders shared by every node of a cluster on this store.
+    ///
+    /// # Errors
+    /// On SQLite: a cluster shares one database, which an embedded file cannot be.
+    pub fn cluster_send_order(&self) -> anyhow::Result<Arc<dyn SendOrder>> {
+        match self {
+            Self::Postgres(store) => Ok(store.send_order()),
+            Self::Sqlite(_) => anyhow::bail!(
+                "REDIS_URL is set, but a cluster needs every node on one PostgreSQL database: \
+                 set DATABASE_URL to a postgres:// URL, or unset REDIS_URL to run one node on \
+                 the embedded database"
+            ),
+        }
+    }
+
     /// Checks that the database answers (for `/readyz`).
     ///
     /// # Errors
@@ -243,6 +258,24 @@ mod tests {
         let again = Store::open(&config).await.unwrap();
         assert!(again.users().exists(alice.id).await.unwrap());
         again.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_cluster_on_the_embedded_database_is_refused_with_the_way_out() {
+        let dir = std::env::temp_dir().join(format!("server-store-{}", uuid::Uuid::new_v4()));
+        let mut config = config(None, dir.to_str().unwrap());
+        config.redis_url = Some("redis://127.0.0.1:6379".to_owned());
+        let store = Store::open(&config).await.unwrap();
+        let err = crate::cluster::Topology::from_config(&config, &store)
+            .err()
+            .expect("a cluster on SQLite must be refused")
+            .to_string();
+        assert!(
+            err.contains("PostgreSQL") && err.contains("unset REDIS_URL"),
+            "{err}"
+        );
+        store.close().await;
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

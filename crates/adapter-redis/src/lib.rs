@@ -1,0 +1,262 @@
+//! Cluster delivery over Redis pub/sub: [`RedisDelivery`] is the [`Delivery`] of a node
+//! in a cluster. It publishes every room event of this node on one Redis channel, and
+//! applies every event it hears on that channel (its own included) to this node's rooms.
+//! Because Redis hands a channel's messages to every subscriber in the order it received
+//! them, every node applies one and the same order; with the senders' shared turn
+//! ([`domain::ports::SendOrder`]) held until the publish is acknowledged, that order is
+//! the order the messages were stored.
+//!
+//! When Redis is away the node keeps serving its own sockets: it applies its own events
+//! directly (other nodes miss them; their clients recover them from history), reports
+//! [`RedisDelivery::is_connected`] false (shown by `/readyz`), and resubscribes by itself
+//! with backoff.
+
+mod envelope;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use adapter_ws::{Delivery, LocalDelivery, RoomEvent};
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::envelope::Envelope;
+
+/// The channel every node of a cluster publishes on and listens to. Redis pub/sub
+/// channels ignore the database number of the URL: one cluster per Redis server.
+pub const CHANNEL: &str = "messenger:room-events";
+
+/// How long a publish may take before the event is applied here directly instead. It is
+/// waited for while the chat's send turn is held, so it bounds how long one slow Redis
+/// round trip can hold up a chat.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long a connection attempt to Redis may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The first and the longest pause between attempts to resubscribe.
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// How many of this node's events, applied here directly after a failed publish, are
+/// remembered in case Redis delivers them after all.
+const REMEMBERED_FALLBACKS: u64 = 10_000;
+
+/// Why Redis delivery cannot be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("REDIS_URL is not a usable Redis URL: {0}")]
+pub struct InvalidRedisUrl(#[source] redis::RedisError);
+
+/// The [`Delivery`] of a cluster node. Dropping it stops listening.
+pub struct RedisDelivery {
+    shared: Arc<Shared>,
+    publisher: ConnectionManager,
+    next_seq: AtomicU64,
+    listener: JoinHandle<()>,
+}
+
+/// What the publishing side and the listening task share.
+struct Shared {
+    node: Uuid,
+    local: Arc<LocalDelivery>,
+    subscribed: AtomicBool,
+    own: Mutex<HashMap<u64, OwnEvent>>,
+}
+
+/// Where one of this node's own events stands, so that it is applied here exactly once
+/// whichever of "Redis echoed it" and "the publish failed" comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OwnEvent {
+    /// Published, no answer yet.
+    InFlight,
+    /// Heard back from the channel (and applied) before the publish answered.
+    Echoed,
+    /// The publish failed or timed out, so it was applied here directly.
+    AppliedHere,
+}
+
+impl RedisDelivery {
+    /// Starts delivering through the Redis server at `url` (`redis://host:port`), into
+    /// `local` for this node's sockets. Returns at once: connecting and subscribing
+    /// happen in the background, and until they succeed events are applied to this node
+    /// only (see the crate docs).
+    ///
+    /// # Errors
+    /// [`InvalidRedisUrl`] when `url` is not a Redis URL.
+    pub fn start(url: &str, local: Arc<LocalDelivery>) -> Result<Self, InvalidRedisUrl> {
+        let client = redis::Client::open(url).map_err(InvalidRedisUrl)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(PUBLISH_TIMEOUT))
+            // Fail a publish fast while Redis is away; the manager reconnects on the
+            // next command.
+            .set_number_of_retries(1)
+            .set_max_delay(RETRY_MAX);
+        let publisher = ConnectionManager::new_lazy_with_config(client.clone(), config)
+            .map_err(InvalidRedisUrl)?;
+        let shared = Arc::new(Shared {
+            node: Uuid::new_v4(),
+            local,
+            subscribed: AtomicBool::new(false),
+            own: Mutex::new(HashMap::new()),
+        });
+        let listener = tokio::spawn(listen(client, Arc::clone(&shared)));
+        Ok(Self {
+            shared,
+            publisher,
+            next_seq: AtomicU64::new(0),
+            listener,
+        })
+    }
+
+    /// Whether this node is subscribed to the cluster's channel right now, i.e. hears
+    /// the other nodes.
+    pub fn is_connected(&self) -> bool {
+        self.shared.subscribed.load(Ordering::Acquire)
+    }
+
+    /// This node's id on the channel.
+    pub fn node_id(&self) -> Uuid {
+        self.shared.node
+    }
+}
+
+impl Drop for RedisDelivery {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+#[async_trait]
+impl Delivery for RedisDelivery {
+    async fn deliver(&self, event: RoomEvent) {
+        if !self.is_connected() {
+            // Publishing would only wait for a Redis that is away, holding the chat's
+            // turn meanwhile; this node's own sockets are served directly.
+            self.shared.local.apply(&event);
+            return;
+        }
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let payload = match serde_json::to_vec(&Envelope::new(self.shared.node, seq, &event)) {
+            Ok(payload) => payload,
+            Err(err) => {
+                tracing::error!(%err, "cannot encode a room event; delivering it on this node only");
+                self.shared.local.apply(&event);
+                return;
+            }
+        };
+        self.shared.own().insert(seq, OwnEvent::InFlight);
+        let mut publisher = self.publisher.clone();
+        let published = tokio::time::timeout(
+            PUBLISH_TIMEOUT,
+            publisher.publish::<_, _, usize>(CHANNEL, payload),
+        )
+        .await;
+        let failure = match published {
+            Ok(Ok(_listeners)) => None,
+            Ok(Err(err)) => Some(err.to_string()),
+            Err(_elapsed) => Some(format!("no answer within {PUBLISH_TIMEOUT:?}")),
+        };
+        let mut own = self.shared.own();
+        let state = own.remove(&seq);
+        if let Some(reason) = failure {
+            if state == Some(OwnEvent::Echoed) {
+                return;
+            }
+            tracing::warn!(%reason, "publishing to Redis failed; delivering on this node only");
+            own.insert(seq, OwnEvent::AppliedHere);
+            own.retain(|s, _| s + REMEMBERED_FALLBACKS > seq);
+            drop(own);
+            self.shared.local.apply(&event);
+        }
+    }
+}
+
+impl Shared {
+    fn own(&self) -> std::sync::MutexGuard<'_, HashMap<u64, OwnEvent>> {
+        self.own.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies one message heard on the channel.
+    fn receive(&self, payload: &[u8]) {
+        let envelope = match Envelope::decode(payload) {
+            Ok(envelope) => envelope,
+            Err(err) => {
+                tracing::warn!(%err, "skipping an unreadable event from Redis");
+                return;
+            }
+        };
+        if envelope.node == self.node {
+            let mut own = self.own();
+            match own.get(&envelope.seq) {
+                Some(OwnEvent::AppliedHere) => {
+                    own.remove(&envelope.seq);
+                    return;
+                }
+                Some(OwnEvent::InFlight) => {
+                    own.insert(envelope.seq, OwnEvent::Echoed);
+                }
+                Some(OwnEvent::Echoed) | None => {}
+            }
+        }
+        match RoomEvent::try_from(envelope.event) {
+            Ok(event) => self.local.apply(&event),
+            Err(err) => tracing::warn!(%err, "skipping an invalid event from Redis"),
+        }
+    }
+}
+
+/// Subscribes to the channel and applies what arrives, for as long as the node runs:
+/// when the connection is lost, it says so and tries again, with backoff.
+async fn listen(client: redis::Client, shared: Arc<Shared>) {
+    let mut pause = RETRY_MIN;
+    let mut was_connected = true;
+    loop {
+        match subscribe(&client).await {
+            Ok(mut messages) => {
+                shared.subscribed.store(true, Ordering::Release);
+                tracing::info!(node = %shared.node, "subscribed to the cluster's Redis channel");
+                pause = RETRY_MIN;
+                was_connected = true;
+                while let Some(message) = messages.next().await {
+                    shared.receive(message.get_payload_bytes());
+                }
+                shared.subscribed.store(false, Ordering::Release);
+                tracing::error!(
+                    "lost the connection to Redis: this node's sockets no longer hear other \
+                     nodes (and vice versa) until it is back; reconnecting"
+                );
+            }
+            Err(err) => {
+                // Loud once per outage, then quiet while retrying.
+                if was_connected {
+                    tracing::error!(%err, "cannot subscribe to Redis; retrying with backoff");
+                    was_connected = false;
+                } else {
+                    tracing::debug!(%err, ?pause, "still cannot subscribe to Redis");
+                }
+            }
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(RETRY_MAX);
+    }
+}
+
+async fn subscribe(client: &redis::Client) -> Result<redis::aio::PubSubStream, String> {
+    let connect = async {
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(CHANNEL).await?;
+        Ok::<_, redis::RedisError>(pubsub.into_on_message())
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(_) => Err(format!("no answer within {CONNECT_TIMEOUT:?}")),
+    }
+}

@@ -1,0 +1,306 @@
+//! Several server processes as one messenger (`REDIS_URL`): nodes on loopback ports
+//! sharing one PostgreSQL database and a Redis server that each test starts on its own
+//! port (so that it can stop and restart it). Clients on different nodes must hear each
+//! other — over both socket kinds — in one order, and a Redis outage must cost each node
+//! only the others' events while it lasts.
+//!
+//! PostgreSQL only, by nature: a cluster shares one database (the SQLite pass of
+//! `cargo xtask test` skips this module by name).
+
+use std::net::TcpListener;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+use crate::helpers::{TestServer, as_array, assert_json, assert_no_content, id_of};
+use crate::sockets::{Kind, Socket};
+
+/// A `redis-server` of the test's own, on a free loopback port, keeping nothing on disk.
+struct TestRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl TestRedis {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free port");
+        let port = listener.local_addr().expect("the bound port").port();
+        drop(listener);
+        let mut redis = Self { port, child: None };
+        redis.resume().await;
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the process (again) on the same port and waits until it answers PING.
+    async fn resume(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting redis-server (Redis 7 is on every machine of this project)");
+        self.child = Some(child);
+        let started = Instant::now();
+        loop {
+            if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)).await {
+                let mut reply = [0_u8; 7];
+                if stream.write_all(b"PING\r\n").await.is_ok()
+                    && stream.read_exact(&mut reply).await.is_ok()
+                    && &reply == b"+PONG\r\n"
+                {
+                    return;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "redis-server did not answer on port {}",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Kills the process: every connection to it drops at once.
+    async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.start_kill().expect("killing redis-server");
+            child.wait().await.expect("reaping redis-server");
+        }
+    }
+}
+
+/// `count` nodes on one fresh database and one Redis: the first owns the database.
+async fn cluster(redis: &TestRedis, count: usize) -> Vec<TestServer> {
+    let url = redis.url();
+    let first = TestServer::spawn_with(&[("REDIS_URL", url.as_str())]).await;
+    let mut nodes = Vec::with_capacity(count);
+    for _ in 1..count {
+        nodes.push(first.spawn_peer().await);
+    }
+    nodes.insert(0, first);
+    for node in &nodes {
+        wait_for_cluster_state(node, "connected").await;
+    }
+    nodes
+}
+
+/// Polls `/readyz` until its `cluster` field says `state`; returns the body.
+async fn wait_for_cluster_state(node: &TestServer, state: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let response = node.get_anonymous("/readyz").await;
+        let status = response.status();
+        let body: Value = response.json().await.expect("a JSON /readyz body");
+        if body["cluster"] == state {
+            assert_eq!(status, StatusCode::OK, "/readyz while {state}: {body}");
+            return body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "/readyz never said cluster {state}; last: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A chat owned by `owner` with `members`, made over REST on `node`.
+async fn chat_of(node: &TestServer, owner: &str, members: &[&str]) -> String {
+    id_of(&node.create_chat(owner, "cluster", members).await)
+}
+
+/// A chat's whole history, oldest first, as message ids.
+async fn history_ids(node: &TestServer, token: &str, chat: &str) -> Vec<String> {
+    let page = assert_json(
+        node.get(&format!("/chats/{chat}/messages?limit=100"), token)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let mut ids: Vec<String> = as_array(&page).iter().map(id_of).collect();
+    ids.reverse();
+    ids
+}
+
+#[tokio::test]
+async fn a_message_sent_on_one_node_reaches_both_socket_kinds_on_every_node() {
+    let redis = TestRedis::start().await;
+    let nodes = cluster(&redis, 3).await;
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let (_, alice) = a.user_with_token("alice").await;
+    let (bob_id, bob) = a.user_with_token("bob").await;
+    let (carol_id, carol) = a.user_with_token("carol").await;
+    let chat = chat_of(a, &alice, &[&bob_id, &carol_id]).await;
+
+    let mut alice_ws = Socket::connect(a, Kind::Ws, &alice).await;
+    let mut bob_sio = Socket::connect(b, Kind::SocketIo, &bob).await;
+    let mut carol_ws = Socket::connect(c, Kind::Ws, &carol).await;
+    for socket in [&mut alice_ws, &mut bob_sio, &mut carol_ws] {
+        socket.join(&[&chat]).await;
+    }
+
+    let sent = alice_ws.send_message(&chat, "from node A").await;
+    for socket in [&mut alice_ws, &mut bob_sio, &mut carol_ws] {
+        assert_eq!(socket.expect_event("messages:new").await, sent);
+    }
+    let reply = bob_sio
+        .send_message(&chat, "from node B, over Socket.IO")
+        .await;
+    for socket in [&mut alice_ws, &mut bob_sio, &mut carol_ws] {
+        assert_eq!(socket.expect_event("messages:new").await, reply);
+    }
+    // Exactly once each.
+    for socket in [&mut alice_ws, &mut bob_sio, &mut carol_ws] {
+        socket.expect_silence(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_removal_or_deletion_on_one_node_takes_effect_on_the_live_sockets_of_another() {
+    let redis = TestRedis::start().await;
+    let nodes = cluster(&redis, 2).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let (_, alice) = a.user_with_token("alice").await;
+    let (bob_id, bob) = a.user_with_token("bob").await;
+    let (carol_id, carol) = a.user_with_token("carol").await;
+    let chat = chat_of(a, &alice, &[&bob_id, &carol_id]).await;
+
+    let mut alice_ws = Socket::connect(a, Kind::Ws, &alice).await;
+    let mut bob_sio = Socket::connect(b, Kind::SocketIo, &bob).await;
+    let mut carol_ws = Socket::connect(b, Kind::Ws, &carol).await;
+    for socket in [&mut alice_ws, &mut bob_sio, &mut carol_ws] {
+        socket.join(&[&chat]).await;
+    }
+
+    // Alice removes Bob over REST on node A; Bob's socket is on node B.
+    assert_no_content(
+        a.delete_with(
+            &format!("/chats/{chat}/members"),
+            &alice,
+            &json!({ "members": [bob_id] }),
+        )
+        .await,
+    )
+    .await;
+    let removed = json!({ "chatId": chat, "userIds": [bob_id] });
+    for socket in [&mut alice_ws, &mut bob_sio, &mut carol_ws] {
+        assert_eq!(socket.expect_event("chats:member:removed").await, removed);
+    }
+    // From then on Bob hears nothing of the chat, Carol (same node as Bob) everything.
+    let after = alice_ws.send_message(&chat, "after Bob left").await;
+    assert_eq!(alice_ws.expect_event("messages:new").await, after);
+    assert_eq!(carol_ws.expect_event("messages:new").await, after);
+    bob_sio.expect_silence(Duration::from_millis(500)).await;
+
+    // Deleting the chat on node A tells and empties the room on node B.
+    assert_no_content(a.delete(&format!("/chats/{chat}"), &alice).await).await;
+    let deleted = json!({ "chatId": chat });
+    assert_eq!(alice_ws.expect_event("chats:deleted").await, deleted);
+    assert_eq!(carol_ws.expect_event("chats:deleted").await, deleted);
+    bob_sio.expect_silence(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn senders_on_different_nodes_are_heard_in_one_order_everywhere_the_stored_order() {
+    let redis = TestRedis::start().await;
+    let nodes = cluster(&redis, 3).await;
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let (_, alice) = a.user_with_token("alice").await;
+    let (bob_id, bob) = a.user_with_token("bob").await;
+    let (carol_id, carol) = a.user_with_token("carol").await;
+    let chat = chat_of(a, &alice, &[&bob_id, &carol_id]).await;
+
+    let mut carol_on_c = Socket::connect(c, Kind::Ws, &carol).await;
+    let mut carol_on_a = Socket::connect(a, Kind::SocketIo, &carol).await;
+    carol_on_c.join(&[&chat]).await;
+    carol_on_a.join(&[&chat]).await;
+
+    // Alice (node A) and Bob (node B) send at the same time.
+    const EACH: usize = 40;
+    let mut alice_ws = Socket::connect(a, Kind::Ws, &alice).await;
+    let mut bob_ws = Socket::connect(b, Kind::Ws, &bob).await;
+    let alice_chat = chat.clone();
+    let bob_chat = chat.clone();
+    let alice_task = tokio::spawn(async move {
+        for n in 0..EACH {
+            alice_ws.send_message(&alice_chat, &format!("a{n}")).await;
+        }
+    });
+    let bob_task = tokio::spawn(async move {
+        for n in 0..EACH {
+            bob_ws.send_message(&bob_chat, &format!("b{n}")).await;
+        }
+    });
+    alice_task.await.expect("Alice's sends");
+    bob_task.await.expect("Bob's sends");
+
+    let mut heard_on_c = Vec::new();
+    let mut heard_on_a = Vec::new();
+    for _ in 0..2 * EACH {
+        heard_on_c.push(id_of(&carol_on_c.expect_event("messages:new").await));
+        heard_on_a.push(id_of(&carol_on_a.expect_event("messages:new").await));
+    }
+    let stored = history_ids(a, &carol, &chat).await;
+    assert_eq!(stored.len(), 2 * EACH);
+    assert_eq!(heard_on_c, stored, "node C's order is not the stored order");
+    assert_eq!(heard_on_a, stored, "node A's order is not the stored order");
+    carol_on_c.expect_silence(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn while_redis_is_away_each_node_serves_its_own_sockets_and_chat_resumes_when_it_is_back() {
+    let mut redis = TestRedis::start().await;
+    let nodes = cluster(&redis, 2).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let (_, alice) = a.user_with_token("alice").await;
+    let (bob_id, bob) = a.user_with_token("bob").await;
+    let (carol_id, carol) = a.user_with_token("carol").await;
+    let chat = chat_of(a, &alice, &[&bob_id, &carol_id]).await;
+
+    let mut alice_on_a = Socket::connect(a, Kind::Ws, &alice).await;
+    let mut carol_on_a = Socket::connect(a, Kind::SocketIo, &carol).await;
+    let mut bob_on_b = Socket::connect(b, Kind::SocketIo, &bob).await;
+    for socket in [&mut alice_on_a, &mut carol_on_a, &mut bob_on_b] {
+        socket.join(&[&chat]).await;
+    }
+    let before = alice_on_a.send_message(&chat, "before the outage").await;
+    for socket in [&mut alice_on_a, &mut carol_on_a, &mut bob_on_b] {
+        assert_eq!(socket.expect_event("messages:new").await, before);
+    }
+
+    redis.stop().await;
+    for node in [a, b] {
+        let body = wait_for_cluster_state(node, "disconnected").await;
+        assert_eq!(body["status"], "degraded");
+    }
+    // Node A still stores, acknowledges and delivers to its own sockets; node B's
+    // sockets miss it (they are told nothing across nodes while Redis is away).
+    let during = alice_on_a.send_message(&chat, "during the outage").await;
+    assert_eq!(alice_on_a.expect_event("messages:new").await, during);
+    assert_eq!(carol_on_a.expect_event("messages:new").await, during);
+    bob_on_b.expect_silence(Duration::from_millis(300)).await;
+    // What Bob missed is in the history: the recovery a client makes after an outage.
+    let bob_sees = history_ids(b, &bob, &chat).await;
+    assert_eq!(bob_sees, vec![id_of(&before), id_of(&during)]);
+
+    redis.resume().await;
+    for node in [a, b] {
+        let body = wait_for_cluster_state(node, "connected").await;
+        assert_eq!(body["status"], "ok");
+    }
+    let after = bob_on_b.send_message(&chat, "after the outage").await;
+    for socket in [&mut alice_on_a, &mut carol_on_a, &mut bob_on_b] {
+        assert_eq!(socket.expect_event("messages:new").await, after);
+    }
+}
