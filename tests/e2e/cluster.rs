@@ -266,16 +266,24 @@ async fn while_redis_is_away_each_node_serves_its_own_sockets_and_chat_resumes_w
     let (_, alice) = a.user_with_token("alice").await;
     let (bob_id, bob) = a.user_with_token("bob").await;
     let (carol_id, carol) = a.user_with_token("carol").await;
-    let chat = chat_of(a, &alice, &[&bob_id, &carol_id]).await;
+    let (dave_id, dave) = a.user_with_token("dave").await;
+    let chat = chat_of(a, &alice, &[&bob_id, &carol_id, &dave_id]).await;
 
     let mut alice_on_a = Socket::connect(a, Kind::Ws, &alice).await;
     let mut carol_on_a = Socket::connect(a, Kind::SocketIo, &carol).await;
     let mut bob_on_b = Socket::connect(b, Kind::SocketIo, &bob).await;
-    for socket in [&mut alice_on_a, &mut carol_on_a, &mut bob_on_b] {
+    let mut dave_on_b = Socket::connect(b, Kind::Ws, &dave).await;
+    let mut everyone = [
+        &mut alice_on_a,
+        &mut carol_on_a,
+        &mut bob_on_b,
+        &mut dave_on_b,
+    ];
+    for socket in &mut everyone {
         socket.join(&[&chat]).await;
     }
-    let before = alice_on_a.send_message(&chat, "before the outage").await;
-    for socket in [&mut alice_on_a, &mut carol_on_a, &mut bob_on_b] {
+    let before = everyone[0].send_message(&chat, "before the outage").await;
+    for socket in &mut everyone {
         assert_eq!(socket.expect_event("messages:new").await, before);
     }
 
@@ -285,22 +293,44 @@ async fn while_redis_is_away_each_node_serves_its_own_sockets_and_chat_resumes_w
         assert_eq!(body["status"], "degraded");
     }
     // Node A still stores, acknowledges and delivers to its own sockets; node B's
-    // sockets miss it (they are told nothing across nodes while Redis is away).
+    // sockets miss it (nothing crosses nodes while Redis is away)...
     let during = alice_on_a.send_message(&chat, "during the outage").await;
     assert_eq!(alice_on_a.expect_event("messages:new").await, during);
     assert_eq!(carol_on_a.expect_event("messages:new").await, during);
-    bob_on_b.expect_silence(Duration::from_millis(300)).await;
-    // What Bob missed is in the history: the recovery a client makes after an outage.
-    let bob_sees = history_ids(b, &bob, &chat).await;
-    assert_eq!(bob_sees, vec![id_of(&before), id_of(&during)]);
+    dave_on_b.expect_silence(Duration::from_millis(300)).await;
+    // ...and find it in the history: the recovery a client makes after an outage.
+    let dave_sees = history_ids(b, &dave, &chat).await;
+    assert_eq!(dave_sees, vec![id_of(&before), id_of(&during)]);
+
+    // A removal made on node A still reaches Bob's socket on node B: a node that
+    // cannot hear the others checks its rooms against the database.
+    assert_no_content(
+        a.delete_with(
+            &format!("/chats/{chat}/members"),
+            &alice,
+            &json!({ "members": [bob_id] }),
+        )
+        .await,
+    )
+    .await;
+    let removed = json!({ "chatId": chat, "userIds": [bob_id] });
+    for socket in [
+        &mut alice_on_a,
+        &mut carol_on_a,
+        &mut bob_on_b,
+        &mut dave_on_b,
+    ] {
+        assert_eq!(socket.expect_event("chats:member:removed").await, removed);
+    }
 
     redis.resume().await;
     for node in [a, b] {
         let body = wait_for_cluster_state(node, "connected").await;
         assert_eq!(body["status"], "ok");
     }
-    let after = bob_on_b.send_message(&chat, "after the outage").await;
-    for socket in [&mut alice_on_a, &mut carol_on_a, &mut bob_on_b] {
+    let after = dave_on_b.send_message(&chat, "after the outage").await;
+    for socket in [&mut alice_on_a, &mut carol_on_a, &mut dave_on_b] {
         assert_eq!(socket.expect_event("messages:new").await, after);
     }
+    bob_on_b.expect_silence(Duration::from_millis(300)).await;
 }

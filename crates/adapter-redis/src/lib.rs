@@ -23,6 +23,7 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
@@ -66,6 +67,8 @@ struct Shared {
     node: Uuid,
     local: Arc<LocalDelivery>,
     subscribed: AtomicBool,
+    /// The same as `subscribed`, for those who wait for a change.
+    link: watch::Sender<bool>,
     own: Mutex<HashMap<u64, OwnEvent>>,
 }
 
@@ -104,6 +107,7 @@ impl RedisDelivery {
             node: Uuid::new_v4(),
             local,
             subscribed: AtomicBool::new(false),
+            link: watch::Sender::new(false),
             own: Mutex::new(HashMap::new()),
         });
         let listener = tokio::spawn(listen(client, Arc::clone(&shared)));
@@ -119,6 +123,11 @@ impl RedisDelivery {
     /// the other nodes.
     pub fn is_connected(&self) -> bool {
         self.shared.subscribed.load(Ordering::Acquire)
+    }
+
+    /// Follows [`RedisDelivery::is_connected`]: a receiver that sees each change.
+    pub fn link_changes(&self) -> watch::Receiver<bool> {
+        self.shared.link.subscribe()
     }
 
     /// This node's id on the channel.
@@ -179,6 +188,11 @@ impl Delivery for RedisDelivery {
 }
 
 impl Shared {
+    fn set_subscribed(&self, subscribed: bool) {
+        self.subscribed.store(subscribed, Ordering::Release);
+        self.link.send_replace(subscribed);
+    }
+
     fn own(&self) -> std::sync::MutexGuard<'_, HashMap<u64, OwnEvent>> {
         self.own.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -220,14 +234,14 @@ async fn listen(client: redis::Client, shared: Arc<Shared>) {
     loop {
         match subscribe(&client).await {
             Ok(mut messages) => {
-                shared.subscribed.store(true, Ordering::Release);
+                shared.set_subscribed(true);
                 tracing::info!(node = %shared.node, "subscribed to the cluster's Redis channel");
                 pause = RETRY_MIN;
                 was_connected = true;
                 while let Some(message) = messages.next().await {
                     shared.receive(message.get_payload_bytes());
                 }
-                shared.subscribed.store(false, Ordering::Release);
+                shared.set_subscribed(false);
                 tracing::error!(
                     "lost the connection to Redis: this node's sockets no longer hear other \
                      nodes (and vice versa) until it is back; reconnecting"

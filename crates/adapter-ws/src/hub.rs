@@ -231,6 +231,22 @@ impl Hub {
         }
     }
 
+    /// Every non-empty room and the distinct users with a connection in it.
+    pub fn occupancy(&self) -> Vec<(ChatId, Vec<UserId>)> {
+        let rooms = self.read();
+        rooms
+            .members
+            .iter()
+            .map(|(chat, ids)| {
+                let users: HashSet<UserId> = ids
+                    .iter()
+                    .filter_map(|id| rooms.conns.get(id).map(|entry| entry.user))
+                    .collect();
+                (*chat, users.into_iter().collect())
+            })
+            .collect()
+    }
+
     /// How many connections are registered (for metrics and tests).
     pub fn connections(&self) -> usize {
         self.read().conns.len()

@@ -6,6 +6,7 @@
 //! [`Rooms::delivering_through`] a cluster's delivery), its [`Rooms::notifier`] into the
 //! use cases, then [`Rooms::endpoints`] with the built `App`.
 
+mod audit;
 mod delivery;
 mod frame;
 mod hub;
@@ -22,6 +23,7 @@ use domain::ports::Notifier;
 use socketioxide::SocketIo;
 use socketioxide::layer::SocketIoLayer;
 
+pub use audit::RoomAudit;
 pub use delivery::{Delivery, LocalDelivery, RealtimeNotifier, RoomEvent};
 pub use frame::Frame;
 pub use hub::{ConnId, Connection, Hub, Undeliverable};
@@ -77,6 +79,12 @@ impl Rooms {
     /// The notifier to give the use cases.
     pub fn notifier(&self) -> Arc<dyn Notifier> {
         Arc::new(RealtimeNotifier::new(Arc::clone(&self.delivery)))
+    }
+
+    /// The check of this node's rooms against the database over `app` (for a cluster
+    /// node back from a broker outage).
+    pub fn audit(&self, app: App) -> RoomAudit {
+        RoomAudit::new(app, Arc::clone(&self.hub), Arc::clone(&self.local))
     }
 
     /// The socket endpoints over `app`.

@@ -10,6 +10,15 @@ use tracing::instrument;
 use crate::access::{chat_for_member, chat_for_owner};
 use crate::{AppError, Input, UnknownMember};
 
+/// Who must leave a chat's room (see [`ChatService::departed_from_room`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Departed {
+    /// The chat no longer exists: the whole room goes.
+    ChatGone,
+    /// These users are no longer members (possibly none).
+    Users(Vec<UserId>),
+}
+
 /// Use cases of chats and their membership.
 #[derive(Clone)]
 pub struct ChatService {
@@ -172,6 +181,38 @@ impl ChatService {
         } else {
             Err(AppError::NotMember)
         }
+    }
+
+    /// Who of `present` (the users with a socket in `chat`'s room on this node) must
+    /// leave that room because the database says they are no longer in the chat. A
+    /// cluster node that could not hear the other nodes for a while (its broker was
+    /// away) may have missed their removals and deletions; this is how it catches up.
+    ///
+    /// # Errors
+    /// [`AppError::Internal`] when the store is unavailable.
+    #[instrument(skip_all, fields(chat_id = %chat_id, present = present.len()))]
+    pub async fn departed_from_room(
+        &self,
+        chat_id: ChatId,
+        present: &[UserId],
+    ) -> Result<Departed, AppError> {
+        if self.chats.find(chat_id).await?.is_none() {
+            return Ok(Departed::ChatGone);
+        }
+        let members: std::collections::HashSet<UserId> = self
+            .chats
+            .members(chat_id)
+            .await?
+            .into_iter()
+            .map(|member| member.user_id)
+            .collect();
+        Ok(Departed::Users(
+            present
+                .iter()
+                .copied()
+                .filter(|user| !members.contains(user))
+                .collect(),
+        ))
     }
 
     async fn delete(&self, chat_id: ChatId) -> Result<(), AppError> {
@@ -658,5 +699,36 @@ mod tests {
             svc.list_chats(user_id(1)).await,
             Err(AppError::Internal(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn those_in_a_room_but_no_longer_in_the_chat_have_departed() {
+        let mut chats = chats_with_chat_1();
+        chats.expect_members().returning(|_| {
+            Ok([1, 2]
+                .map(|n| ChatMember {
+                    user_id: user_id(n),
+                    username: domain::Username::parse(format!("user{n}")).unwrap(),
+                    joined_at: time::OffsetDateTime::UNIX_EPOCH,
+                })
+                .to_vec())
+        });
+        let svc = service(chats, MockUserRepository::new(), MockNotifier::new());
+        assert_eq!(
+            svc.departed_from_room(
+                chat_id(1),
+                &[user_id(1), user_id(3), user_id(2), user_id(4)]
+            )
+            .await
+            .unwrap(),
+            Departed::Users(vec![user_id(3), user_id(4)])
+        );
+        // A deleted chat: the whole room goes, without a member lookup.
+        assert_eq!(
+            svc.departed_from_room(chat_id(9), &[user_id(1)])
+                .await
+                .unwrap(),
+            Departed::ChatGone
+        );
     }
 }

@@ -3,9 +3,10 @@
 //! `/readyz` says of the link to the other nodes.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use adapter_redis::RedisDelivery;
-use adapter_ws::Rooms;
+use adapter_ws::{RoomAudit, Rooms};
 use anyhow::Context;
 use domain::ports::{SendOrder, SingleProcess};
 
@@ -52,4 +53,41 @@ impl Topology {
             link: Some(link),
         })
     }
+}
+
+/// How often a node that cannot hear the other nodes checks its rooms against the
+/// database: a removal made on another node meanwhile reaches this node's sockets
+/// within this time.
+const AUDIT_WHILE_DISCONNECTED: Duration = Duration::from_secs(2);
+
+/// Keeps this node's rooms true to the database while it cannot hear the other nodes
+/// (every [`AUDIT_WHILE_DISCONNECTED`]) and once more as soon as it hears them again,
+/// since events published while it was away are never delivered to it. Runs until the
+/// link is dropped.
+pub fn spawn_room_audits(link: &RedisDelivery, audit: RoomAudit) -> tokio::task::JoinHandle<()> {
+    let mut changes = link.link_changes();
+    tokio::spawn(async move {
+        loop {
+            let connected = *changes.borrow_and_update();
+            if connected {
+                if changes.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            tokio::select! {
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    if *changes.borrow() {
+                        audit.run().await;
+                    }
+                }
+                () = tokio::time::sleep(AUDIT_WHILE_DISCONNECTED) => {
+                    audit.run().await;
+                }
+            }
+        }
+    })
 }

@@ -55,6 +55,9 @@ impl Application {
             send_order: topology.send_order,
         };
         let app = App::new(ports, password_policy);
+        if let Some(link) = &topology.link {
+            cluster::spawn_room_audits(link, rooms.audit(app.clone()));
+        }
         let sockets = rooms.endpoints(app.clone());
         let sockets_closer = sockets.closer();
         let rest_and_ws = adapter_http::router(HttpState {
