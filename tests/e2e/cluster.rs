@@ -328,9 +328,13 @@ async fn while_redis_is_away_each_node_serves_its_own_sockets_and_chat_resumes_w
         let body = wait_for_cluster_state(node, "connected").await;
         assert_eq!(body["status"], "ok");
     }
-    let after = dave_on_b.send_message(&chat, "after the outage").await;
+    // Both ways again: node A's first publish since the restart (its connection to the
+    // old Redis is dead) and node B's.
+    let from_a = alice_on_a.send_message(&chat, "after the outage, from A").await;
+    let from_b = dave_on_b.send_message(&chat, "after the outage, from B").await;
     for socket in [&mut alice_on_a, &mut carol_on_a, &mut dave_on_b] {
-        assert_eq!(socket.expect_event("messages:new").await, after);
+        assert_eq!(socket.expect_event("messages:new").await, from_a);
+        assert_eq!(socket.expect_event("messages:new").await, from_b);
     }
     bob_on_b.expect_silence(Duration::from_millis(300)).await;
 }

@@ -110,7 +110,7 @@ impl RedisDelivery {
             link: watch::Sender::new(false),
             own: Mutex::new(HashMap::new()),
         });
-        let listener = tokio::spawn(listen(client, Arc::clone(&shared)));
+        let listener = tokio::spawn(listen(client, publisher.clone(), Arc::clone(&shared)));
         Ok(Self {
             shared,
             publisher,
@@ -228,11 +228,17 @@ impl Shared {
 
 /// Subscribes to the channel and applies what arrives, for as long as the node runs:
 /// when the connection is lost, it says so and tries again, with backoff.
-async fn listen(client: redis::Client, shared: Arc<Shared>) {
+async fn listen(client: redis::Client, publisher: ConnectionManager, shared: Arc<Shared>) {
     let mut pause = RETRY_MIN;
     let mut was_connected = true;
     loop {
-        match subscribe(&client).await {
+        let subscribed = match subscribe(&client).await {
+            Ok(messages) => ready_to_publish(publisher.clone())
+                .await
+                .map(|()| messages),
+            Err(err) => Err(err),
+        };
+        match subscribed {
             Ok(mut messages) => {
                 shared.set_subscribed(true);
                 tracing::info!(node = %shared.node, "subscribed to the cluster's Redis channel");
@@ -260,6 +266,27 @@ async fn listen(client: redis::Client, shared: Arc<Shared>) {
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(RETRY_MAX);
     }
+}
+
+/// Makes sure the publishing connection works before the node counts as connected: after
+/// Redis restarted, the publisher still holds a connection to the old process, and its
+/// first command would fail (and the event reach this node only). A failed PING makes
+/// the manager reconnect; PING is harmless to repeat.
+async fn ready_to_publish(mut publisher: ConnectionManager) -> Result<(), String> {
+    let mut last = String::new();
+    for _ in 0..3 {
+        let ping = tokio::time::timeout(PUBLISH_TIMEOUT, async {
+            redis::cmd("PING").query_async::<String>(&mut publisher).await
+        })
+        .await;
+        match ping {
+            Ok(Ok(_pong)) => return Ok(()),
+            Ok(Err(err)) => last = err.to_string(),
+            Err(_) => last = format!("no answer within {PUBLISH_TIMEOUT:?}"),
+        }
+        tokio::time::sleep(RETRY_MIN).await;
+    }
+    Err(format!("the publishing connection does not answer: {last}"))
 }
 
 async fn subscribe(client: &redis::Client) -> Result<redis::aio::PubSubStream, String> {
