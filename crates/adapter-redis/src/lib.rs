@@ -233,9 +233,7 @@ async fn listen(client: redis::Client, publisher: ConnectionManager, shared: Arc
     let mut was_connected = true;
     loop {
         let subscribed = match subscribe(&client).await {
-            Ok(messages) => ready_to_publish(publisher.clone())
-                .await
-                .map(|()| messages),
+            Ok(messages) => ready_to_publish(publisher.clone()).await.map(|()| messages),
             Err(err) => Err(err),
         };
         match subscribed {
@@ -276,7 +274,9 @@ async fn ready_to_publish(mut publisher: ConnectionManager) -> Result<(), String
     let mut last = String::new();
     for _ in 0..3 {
         let ping = tokio::time::timeout(PUBLISH_TIMEOUT, async {
-            redis::cmd("PING").query_async::<String>(&mut publisher).await
+            redis::cmd("PING")
+                .query_async::<String>(&mut publisher)
+                .await
         })
         .await;
         match ping {
