@@ -115,9 +115,38 @@ async fn wait_for_cluster_state(node: &TestServer, state: &str) -> Value {
     }
 }
 
-/// A chat owned by `owner` with `members`, made over REST on `node`.
-async fn chat_of(node: &TestServer, owner: &str, members: &[&str]) -> String {
-    id_of(&node.create_chat(owner, "cluster", members).await)
+/// Users named `names`, registered on `node`, all in one new chat the first one owns:
+/// the chat's id and each user's (id, token).
+async fn one_chat(node: &TestServer, names: &[&str]) -> (String, Vec<(String, String)>) {
+    let mut users = Vec::with_capacity(names.len());
+    for name in names {
+        users.push(node.user_with_token(name).await);
+    }
+    let others: Vec<&str> = users[1..].iter().map(|(id, _)| id.as_str()).collect();
+    let chat = id_of(&node.create_chat(&users[0].1, "cluster", &others).await);
+    (chat, users)
+}
+
+/// Removes `user` from `chat` over REST on `node`, as its owner; returns the
+/// `chats:member:removed` payload that every socket concerned must hear.
+async fn remove_member(node: &TestServer, owner: &str, chat: &str, user: &str) -> Value {
+    assert_no_content(
+        node.delete_with(
+            &format!("/chats/{chat}/members"),
+            owner,
+            &json!({ "members": [user] }),
+        )
+        .await,
+    )
+    .await;
+    json!({ "chatId": chat, "userIds": [user] })
+}
+
+/// A socket of `kind` on `node` for the holder of `token`, in `chat`'s room.
+async fn in_room(node: &TestServer, kind: Kind, token: &str, chat: &str) -> Socket {
+    let mut socket = Socket::connect(node, kind, token).await;
+    socket.join(&[chat]).await;
+    socket
 }
 
 /// A chat's whole history, oldest first, as message ids.
@@ -138,17 +167,10 @@ async fn a_message_sent_on_one_node_reaches_both_socket_kinds_on_every_node() {
     let redis = TestRedis::start().await;
     let nodes = cluster(&redis, 3).await;
     let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
-    let (_, alice) = a.user_with_token("alice").await;
-    let (bob_id, bob) = a.user_with_token("bob").await;
-    let (carol_id, carol) = a.user_with_token("carol").await;
-    let chat = chat_of(a, &alice, &[&bob_id, &carol_id]).await;
-
-    let mut alice_ws = Socket::connect(a, Kind::Ws, &alice).await;
-    let mut bob_sio = Socket::connect(b, Kind::SocketIo, &bob).await;
-    let mut carol_ws = Socket::connect(c, Kind::Ws, &carol).await;
-    for socket in [&mut alice_ws, &mut bob_sio, &mut carol_ws] {
-        socket.join(&[&chat]).await;
-    }
+    let (chat, users) = one_chat(a, &["alice", "bob", "carol"]).await;
+    let mut alice_ws = in_room(a, Kind::Ws, &users[0].1, &chat).await;
+    let mut bob_sio = in_room(b, Kind::SocketIo, &users[1].1, &chat).await;
+    let mut carol_ws = in_room(c, Kind::Ws, &users[2].1, &chat).await;
 
     let sent = alice_ws.send_message(&chat, "from node A").await;
     for socket in [&mut alice_ws, &mut bob_sio, &mut carol_ws] {
@@ -171,29 +193,16 @@ async fn a_removal_or_deletion_on_one_node_takes_effect_on_the_live_sockets_of_a
     let redis = TestRedis::start().await;
     let nodes = cluster(&redis, 2).await;
     let (a, b) = (&nodes[0], &nodes[1]);
-    let (_, alice) = a.user_with_token("alice").await;
-    let (bob_id, bob) = a.user_with_token("bob").await;
-    let (carol_id, carol) = a.user_with_token("carol").await;
-    let chat = chat_of(a, &alice, &[&bob_id, &carol_id]).await;
-
-    let mut alice_ws = Socket::connect(a, Kind::Ws, &alice).await;
-    let mut bob_sio = Socket::connect(b, Kind::SocketIo, &bob).await;
-    let mut carol_ws = Socket::connect(b, Kind::Ws, &carol).await;
-    for socket in [&mut alice_ws, &mut bob_sio, &mut carol_ws] {
-        socket.join(&[&chat]).await;
-    }
+    let (chat, users) = one_chat(a, &["alice", "bob", "carol"]).await;
+    let [(_, alice), (bob_id, bob), (_, carol)] = &users[..] else {
+        unreachable!("three users were made")
+    };
+    let mut alice_ws = in_room(a, Kind::Ws, alice, &chat).await;
+    let mut bob_sio = in_room(b, Kind::SocketIo, bob, &chat).await;
+    let mut carol_ws = in_room(b, Kind::Ws, carol, &chat).await;
 
     // Alice removes Bob over REST on node A; Bob's socket is on node B.
-    assert_no_content(
-        a.delete_with(
-            &format!("/chats/{chat}/members"),
-            &alice,
-            &json!({ "members": [bob_id] }),
-        )
-        .await,
-    )
-    .await;
-    let removed = json!({ "chatId": chat, "userIds": [bob_id] });
+    let removed = remove_member(a, alice, &chat, bob_id).await;
     for socket in [&mut alice_ws, &mut bob_sio, &mut carol_ws] {
         assert_eq!(socket.expect_event("chats:member:removed").await, removed);
     }
@@ -204,7 +213,7 @@ async fn a_removal_or_deletion_on_one_node_takes_effect_on_the_live_sockets_of_a
     bob_sio.expect_silence(Duration::from_millis(500)).await;
 
     // Deleting the chat on node A tells and empties the room on node B.
-    assert_no_content(a.delete(&format!("/chats/{chat}"), &alice).await).await;
+    assert_no_content(a.delete(&format!("/chats/{chat}"), alice).await).await;
     let deleted = json!({ "chatId": chat });
     assert_eq!(alice_ws.expect_event("chats:deleted").await, deleted);
     assert_eq!(carol_ws.expect_event("chats:deleted").await, deleted);
@@ -216,20 +225,17 @@ async fn senders_on_different_nodes_are_heard_in_one_order_everywhere_the_stored
     let redis = TestRedis::start().await;
     let nodes = cluster(&redis, 3).await;
     let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
-    let (_, alice) = a.user_with_token("alice").await;
-    let (bob_id, bob) = a.user_with_token("bob").await;
-    let (carol_id, carol) = a.user_with_token("carol").await;
-    let chat = chat_of(a, &alice, &[&bob_id, &carol_id]).await;
-
-    let mut carol_on_c = Socket::connect(c, Kind::Ws, &carol).await;
-    let mut carol_on_a = Socket::connect(a, Kind::SocketIo, &carol).await;
-    carol_on_c.join(&[&chat]).await;
-    carol_on_a.join(&[&chat]).await;
+    let (chat, users) = one_chat(a, &["alice", "bob", "carol"]).await;
+    let [(_, alice), (_, bob), (_, carol)] = &users[..] else {
+        unreachable!("three users were made")
+    };
+    let mut carol_on_c = in_room(c, Kind::Ws, carol, &chat).await;
+    let mut carol_on_a = in_room(a, Kind::SocketIo, carol, &chat).await;
 
     // Alice (node A) and Bob (node B) send at the same time.
     const EACH: usize = 40;
-    let mut alice_ws = Socket::connect(a, Kind::Ws, &alice).await;
-    let mut bob_ws = Socket::connect(b, Kind::Ws, &bob).await;
+    let mut alice_ws = Socket::connect(a, Kind::Ws, alice).await;
+    let mut bob_ws = Socket::connect(b, Kind::Ws, bob).await;
     let alice_chat = chat.clone();
     let bob_chat = chat.clone();
     let alice_task = tokio::spawn(async move {
@@ -251,7 +257,7 @@ async fn senders_on_different_nodes_are_heard_in_one_order_everywhere_the_stored
         heard_on_c.push(id_of(&carol_on_c.expect_event("messages:new").await));
         heard_on_a.push(id_of(&carol_on_a.expect_event("messages:new").await));
     }
-    let stored = history_ids(a, &carol, &chat).await;
+    let stored = history_ids(a, carol, &chat).await;
     assert_eq!(stored.len(), 2 * EACH);
     assert_eq!(heard_on_c, stored, "node C's order is not the stored order");
     assert_eq!(heard_on_a, stored, "node A's order is not the stored order");
@@ -263,27 +269,21 @@ async fn while_redis_is_away_each_node_serves_its_own_sockets_and_chat_resumes_w
     let mut redis = TestRedis::start().await;
     let nodes = cluster(&redis, 2).await;
     let (a, b) = (&nodes[0], &nodes[1]);
-    let (_, alice) = a.user_with_token("alice").await;
-    let (bob_id, bob) = a.user_with_token("bob").await;
-    let (carol_id, carol) = a.user_with_token("carol").await;
-    let (dave_id, dave) = a.user_with_token("dave").await;
-    let chat = chat_of(a, &alice, &[&bob_id, &carol_id, &dave_id]).await;
-
-    let mut alice_on_a = Socket::connect(a, Kind::Ws, &alice).await;
-    let mut carol_on_a = Socket::connect(a, Kind::SocketIo, &carol).await;
-    let mut bob_on_b = Socket::connect(b, Kind::SocketIo, &bob).await;
-    let mut dave_on_b = Socket::connect(b, Kind::Ws, &dave).await;
-    let mut everyone = [
+    let (chat, users) = one_chat(a, &["alice", "bob", "carol", "dave"]).await;
+    let [(_, alice), (bob_id, bob), (_, carol), (_, dave)] = &users[..] else {
+        unreachable!("four users were made")
+    };
+    let mut alice_on_a = in_room(a, Kind::Ws, alice, &chat).await;
+    let mut carol_on_a = in_room(a, Kind::SocketIo, carol, &chat).await;
+    let mut bob_on_b = in_room(b, Kind::SocketIo, bob, &chat).await;
+    let mut dave_on_b = in_room(b, Kind::Ws, dave, &chat).await;
+    let before = alice_on_a.send_message(&chat, "before the outage").await;
+    for socket in [
         &mut alice_on_a,
         &mut carol_on_a,
         &mut bob_on_b,
         &mut dave_on_b,
-    ];
-    for socket in &mut everyone {
-        socket.join(&[&chat]).await;
-    }
-    let before = everyone[0].send_message(&chat, "before the outage").await;
-    for socket in &mut everyone {
+    ] {
         assert_eq!(socket.expect_event("messages:new").await, before);
     }
 
@@ -299,21 +299,12 @@ async fn while_redis_is_away_each_node_serves_its_own_sockets_and_chat_resumes_w
     assert_eq!(carol_on_a.expect_event("messages:new").await, during);
     dave_on_b.expect_silence(Duration::from_millis(300)).await;
     // ...and find it in the history: the recovery a client makes after an outage.
-    let dave_sees = history_ids(b, &dave, &chat).await;
+    let dave_sees = history_ids(b, dave, &chat).await;
     assert_eq!(dave_sees, vec![id_of(&before), id_of(&during)]);
 
     // A removal made on node A still reaches Bob's socket on node B: a node that
     // cannot hear the others checks its rooms against the database.
-    assert_no_content(
-        a.delete_with(
-            &format!("/chats/{chat}/members"),
-            &alice,
-            &json!({ "members": [bob_id] }),
-        )
-        .await,
-    )
-    .await;
-    let removed = json!({ "chatId": chat, "userIds": [bob_id] });
+    let removed = remove_member(a, alice, &chat, bob_id).await;
     for socket in [
         &mut alice_on_a,
         &mut carol_on_a,
@@ -330,8 +321,12 @@ async fn while_redis_is_away_each_node_serves_its_own_sockets_and_chat_resumes_w
     }
     // Both ways again: node A's first publish since the restart (its connection to the
     // old Redis is dead) and node B's.
-    let from_a = alice_on_a.send_message(&chat, "after the outage, from A").await;
-    let from_b = dave_on_b.send_message(&chat, "after the outage, from B").await;
+    let from_a = alice_on_a
+        .send_message(&chat, "after the outage, from A")
+        .await;
+    let from_b = dave_on_b
+        .send_message(&chat, "after the outage, from B")
+        .await;
     for socket in [&mut alice_on_a, &mut carol_on_a, &mut dave_on_b] {
         assert_eq!(socket.expect_event("messages:new").await, from_a);
         assert_eq!(socket.expect_event("messages:new").await, from_b);
