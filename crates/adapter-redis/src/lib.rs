@@ -172,18 +172,7 @@ impl Delivery for RedisDelivery {
             Ok(Err(err)) => Some(err.to_string()),
             Err(_elapsed) => Some(format!("no answer within {PUBLISH_TIMEOUT:?}")),
         };
-        let mut own = self.shared.own();
-        let state = own.remove(&seq);
-        if let Some(reason) = failure {
-            if state == Some(OwnEvent::Echoed) {
-                return;
-            }
-            tracing::warn!(%reason, "publishing to Redis failed; delivering on this node only");
-            own.insert(seq, OwnEvent::AppliedHere);
-            own.retain(|s, _| s + REMEMBERED_FALLBACKS > seq);
-            drop(own);
-            self.shared.local.apply(&event);
-        }
+        self.shared.settle(seq, failure, &event);
     }
 }
 
@@ -195,6 +184,24 @@ impl Shared {
 
     fn own(&self) -> std::sync::MutexGuard<'_, HashMap<u64, OwnEvent>> {
         self.own.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records how the publish of this node's event `seq` ended, applying `event` here
+    /// directly when the publish failed and Redis has not echoed it.
+    fn settle(&self, seq: u64, failure: Option<String>, event: &RoomEvent) {
+        let mut own = self.own();
+        let state = own.remove(&seq);
+        let Some(reason) = failure else {
+            return;
+        };
+        if state == Some(OwnEvent::Echoed) {
+            return;
+        }
+        tracing::warn!(%reason, "publishing to Redis failed; delivering on this node only");
+        own.insert(seq, OwnEvent::AppliedHere);
+        own.retain(|s, _| s + REMEMBERED_FALLBACKS > seq);
+        drop(own);
+        self.local.apply(event);
     }
 
     /// Applies one message heard on the channel.
@@ -299,5 +306,103 @@ async fn subscribe(client: &redis::Client) -> Result<redis::aio::PubSubStream, S
         Ok(Ok(stream)) => Ok(stream),
         Ok(Err(err)) => Err(err.to_string()),
         Err(_) => Err(format!("no answer within {CONNECT_TIMEOUT:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use adapter_ws::{Connection, Frame, Hub, Undeliverable};
+    use domain::{ChatId, UserId};
+
+    use super::*;
+
+    /// A connection that records the events it is given.
+    #[derive(Default)]
+    struct Probe(Mutex<Vec<&'static str>>);
+
+    impl Connection for Probe {
+        fn deliver(&self, frame: &Arc<Frame>) -> Result<(), Undeliverable> {
+            self.0.lock().unwrap().push(frame.event());
+            Ok(())
+        }
+        fn close(&self) {}
+    }
+
+    /// A node's shared state over a hub with one socket in one chat's room.
+    fn node() -> (Shared, Arc<Probe>, RoomEvent) {
+        let hub = Arc::new(Hub::default());
+        let probe = Arc::new(Probe::default());
+        let chat = ChatId::from_uuid(Uuid::new_v4());
+        let conn = hub.register(UserId::from_uuid(Uuid::new_v4()), probe.clone());
+        assert!(hub.join(conn, &[chat], hub.generation()));
+        let shared = Shared {
+            node: Uuid::new_v4(),
+            local: Arc::new(LocalDelivery::new(hub)),
+            subscribed: AtomicBool::new(true),
+            link: watch::Sender::new(true),
+            own: Mutex::new(HashMap::new()),
+        };
+        let event = RoomEvent::MembersAdded {
+            chat,
+            users: vec![UserId::from_uuid(Uuid::new_v4())],
+        };
+        (shared, probe, event)
+    }
+
+    fn echo(shared: &Shared, seq: u64, event: &RoomEvent) {
+        let bytes = serde_json::to_vec(&Envelope::new(shared.node, seq, event)).unwrap();
+        shared.receive(&bytes);
+    }
+
+    fn heard(probe: &Probe) -> usize {
+        probe.0.lock().unwrap().len()
+    }
+
+    #[test]
+    fn a_published_event_is_applied_once_when_its_echo_arrives() {
+        let (shared, probe, event) = node();
+        shared.own().insert(0, OwnEvent::InFlight);
+        shared.settle(0, None, &event);
+        assert_eq!(heard(&probe), 0, "applied before Redis gave it its place");
+        echo(&shared, 0, &event);
+        assert_eq!(heard(&probe), 1);
+        assert!(shared.own().is_empty());
+    }
+
+    #[test]
+    fn an_echo_before_the_publish_answers_is_applied_once() {
+        let (shared, probe, event) = node();
+        shared.own().insert(0, OwnEvent::InFlight);
+        echo(&shared, 0, &event);
+        // The answer then times out: Redis did take it, so nothing more.
+        shared.settle(0, Some("timed out".into()), &event);
+        assert_eq!(heard(&probe), 1);
+        assert!(shared.own().is_empty());
+    }
+
+    #[test]
+    fn a_failed_publish_is_applied_here_and_a_late_echo_is_skipped() {
+        let (shared, probe, event) = node();
+        shared.own().insert(0, OwnEvent::InFlight);
+        shared.settle(0, Some("broken pipe".into()), &event);
+        assert_eq!(
+            heard(&probe),
+            1,
+            "a failed publish must still reach this node"
+        );
+        echo(&shared, 0, &event);
+        assert_eq!(heard(&probe), 1, "applied twice");
+        assert!(shared.own().is_empty());
+    }
+
+    #[test]
+    fn other_nodes_events_and_garbage_are_told_apart() {
+        let (shared, probe, event) = node();
+        let other = Envelope::new(Uuid::new_v4(), 0, &event);
+        shared.receive(&serde_json::to_vec(&other).unwrap());
+        shared.receive(b"not json");
+        assert_eq!(heard(&probe), 1);
     }
 }
