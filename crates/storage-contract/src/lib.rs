@@ -140,6 +140,8 @@ macro_rules! contract_tests {
                 history_lists_newest_first_and_pages_with_skip_limit_and_before,
                 history_before_a_message_not_in_the_chat_is_unknown_cursor,
                 messages_stored_at_the_same_instant_keep_their_insertion_order,
+                a_burst_of_concurrent_inserts_gets_every_answer_right_and_stores_exactly_the_right_rows,
+                a_chat_deleted_during_a_burst_loses_only_its_own_messages,
             }
         );
     };

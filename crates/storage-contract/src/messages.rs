@@ -1,8 +1,8 @@
 //! The contract of [`MessageRepository`](domain::ports::MessageRepository).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use domain::{ChatId, HistoryPage, MessageId, StoreError};
+use domain::{ChatId, HistoryPage, Message, MessageId, NewMessage, StoreError, UserId};
 use time::macros::datetime;
 use uuid::Uuid;
 
@@ -251,4 +251,170 @@ pub async fn messages_stored_at_the_same_instant_keep_their_insertion_order(db: 
     assert_eq!(listed, stored);
     // The contents confirm it: m0 was stored first.
     assert_eq!(history(db, c.id, page(1, 199, None)).await, ["m0"]);
+}
+
+/// The whole of a chat's history, oldest first.
+async fn whole_history(db: &dyn Fixture, chat: ChatId) -> Vec<Message> {
+    let mut listed = db
+        .messages()
+        .history(chat, page(1000, 0, None))
+        .await
+        .unwrap();
+    listed.reverse();
+    listed
+}
+
+/// Several hundred inserts at once, across chats and senders, with repeated client ids,
+/// messages to a deleted chat and to one that never existed, and from an unknown
+/// sender: each gets its own right answer, and exactly the acknowledged new messages
+/// are stored.
+pub async fn a_burst_of_concurrent_inserts_gets_every_answer_right_and_stores_exactly_the_right_rows(
+    db: &dyn Fixture,
+) {
+    let senders = [
+        user(db, "alice").await,
+        user(db, "bob").await,
+        user(db, "carol").await,
+    ];
+    let mut live = Vec::new();
+    for i in 0..4 {
+        live.push(chat(db, &format!("c{i}"), senders[0].id, &[]).await);
+    }
+    let gone = chat(db, "gone", senders[0].id, &[]).await;
+    send(db, gone.id, senders[0].id, "before").await;
+    assert!(db.chats().delete(gone.id).await.unwrap());
+
+    // Of every 20: 2 to the deleted chat, 2 from an unknown sender, 1 to a chat that
+    // never existed; of the rest a third carry a client id that repeats about 8 times
+    // (the key is per chat, sender and id: i mod 60). Contents that need escaping
+    // anywhere.
+    let requests: Vec<NewMessage> = (0..480_usize)
+        .map(|i| {
+            let content = format!("m{i} \"quoted\" 'single' \\ ü 🦀 %_");
+            let sender = senders[i % 3].id;
+            match i % 20 {
+                3 | 13 => new_message(gone.id, sender, &content, Some("k")),
+                7 | 17 => new_message(live[i % 4].id, unknown_user(), &content, None),
+                9 => new_message(unknown_chat(), sender, &content, Some("k")),
+                _ => {
+                    let key = (i % 3 == 0).then(|| format!("k{}", i % 5));
+                    new_message(live[i % 4].id, sender, &content, key.as_deref())
+                }
+            }
+        })
+        .collect();
+    let tasks: Vec<_> = requests
+        .iter()
+        .cloned()
+        .map(|request| {
+            let messages = db.messages();
+            tokio::spawn(async move { messages.insert(&request).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+
+    let live_ids: HashSet<ChatId> = live.iter().map(|c| c.id).collect();
+    let sender_ids: HashSet<UserId> = senders.iter().map(|u| u.id).collect();
+    let mut firsts: HashMap<(ChatId, UserId, String), Message> = HashMap::new();
+    let mut stored: Vec<Message> = Vec::new();
+    for (i, (request, answer)) in requests.iter().zip(answers).enumerate() {
+        if !live_ids.contains(&request.chat_id) {
+            assert!(
+                matches!(answer, Err(StoreError::ChatGone)),
+                "{i}: {answer:?}"
+            );
+            continue;
+        }
+        if !sender_ids.contains(&request.sender_id) {
+            assert!(
+                matches!(answer, Err(StoreError::UnknownUser)),
+                "{i}: {answer:?}"
+            );
+            continue;
+        }
+        let (message, new) = answer.unwrap();
+        assert_eq!(message.chat_id, request.chat_id, "{i}");
+        assert_eq!(message.sender_id, request.sender_id, "{i}");
+        assert_eq!(message.client_msg_id, request.client_msg_id, "{i}");
+        if new {
+            assert_eq!(message.content, request.content, "{i}");
+            stored.push(message.clone());
+        }
+        match &request.client_msg_id {
+            // Every request with one key gets the same message: the one stored.
+            Some(key) => {
+                let first = firsts
+                    .entry((request.chat_id, request.sender_id, key.as_str().to_owned()))
+                    .or_insert_with(|| message.clone());
+                assert_eq!(*first, message, "{i}");
+            }
+            None => assert!(new, "{i}"),
+        }
+    }
+    // Exactly one stored message per key, one per message without a key, nothing else.
+    let stored_with_key: HashSet<_> = stored
+        .iter()
+        .filter_map(|m| {
+            let key = m.client_msg_id.as_ref()?;
+            Some((m.chat_id, m.sender_id, key.as_str().to_owned()))
+        })
+        .collect();
+    assert_eq!(stored_with_key, firsts.keys().cloned().collect());
+    assert_eq!(
+        stored.iter().filter(|m| m.client_msg_id.is_some()).count(),
+        firsts.len()
+    );
+    assert_eq!(
+        db.count(Table::Messages).await,
+        i64::try_from(stored.len()).unwrap()
+    );
+    for c in &live {
+        let mut listed = whole_history(db, c.id).await;
+        let mut expected: Vec<Message> = stored
+            .iter()
+            .filter(|m| m.chat_id == c.id)
+            .cloned()
+            .collect();
+        listed.sort_by_key(|m| m.id);
+        expected.sort_by_key(|m| m.id);
+        assert_eq!(listed, expected, "chat {}", c.name.as_str());
+    }
+}
+
+/// A chat deleted while messages to it and to another chat are being stored: each of
+/// its messages is either stored (and deleted with it) or `ChatGone`, and the other
+/// chat's messages are all stored.
+pub async fn a_chat_deleted_during_a_burst_loses_only_its_own_messages(db: &dyn Fixture) {
+    let alice = user(db, "alice").await;
+    let doomed = chat(db, "doomed", alice.id, &[]).await;
+    let kept = chat(db, "kept", alice.id, &[]).await;
+    let mut tasks = Vec::new();
+    let mut deletion = None;
+    for i in 0..200 {
+        let messages = db.messages();
+        let to = if i % 2 == 0 { doomed.id } else { kept.id };
+        let request = new_message(to, alice.id, &format!("m{i}"), Some(&format!("k{i}")));
+        tasks.push((
+            to,
+            tokio::spawn(async move { messages.insert(&request).await }),
+        ));
+        if i == 100 {
+            let chats = db.chats();
+            deletion = Some(tokio::spawn(async move { chats.delete(doomed.id).await }));
+        }
+    }
+    for (to, task) in tasks {
+        match task.await.unwrap() {
+            Ok((_, new)) => assert!(new),
+            Err(StoreError::ChatGone) if to == doomed.id => {}
+            Err(err) => panic!("{err:?}"),
+        }
+    }
+    assert!(deletion.unwrap().await.unwrap().unwrap());
+    assert!(whole_history(db, doomed.id).await.is_empty());
+    assert_eq!(whole_history(db, kept.id).await.len(), 100);
+    assert_eq!(db.count(Table::Messages).await, 100);
 }
