@@ -19,7 +19,10 @@ pub mod chats;
 pub mod messages;
 pub mod users;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use async_trait::async_trait;
 use domain::ports::{ChatRepository, MessageRepository, UserRepository};
@@ -237,4 +240,39 @@ pub fn unknown_user() -> UserId {
 /// A random id that names no chat.
 pub fn unknown_chat() -> ChatId {
     ChatId::from_uuid(Uuid::now_v7())
+}
+
+/// A boxed future, as [`join_in_order`] takes them.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Runs `futures` concurrently, as one caller that starts several operations at once
+/// would, and returns their outputs in the order given.
+///
+/// Every poll polls the futures in the order given, and the first poll polls each of
+/// them once before any of them is polled again: so the operations begin (an insert
+/// is handed to its store) in that order, while none of them has finished.
+pub async fn join_in_order<T>(futures: Vec<BoxFuture<'_, T>>) -> Vec<T> {
+    let mut running: Vec<Option<BoxFuture<'_, T>>> = futures.into_iter().map(Some).collect();
+    let mut outputs: Vec<Option<T>> = running.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (slot, output) in running.iter_mut().zip(outputs.iter_mut()) {
+            if let Some(future) = slot {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => {
+                        *output = Some(value);
+                        *slot = None;
+                    }
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().map(Option::unwrap).collect()
 }
