@@ -88,7 +88,16 @@ pub trait Fixture: Send + Sync {
     /// Stores a user row directly, bypassing the domain's validation of `username` (its
     /// key is `username` in lowercase).
     async fn insert_unvalidated_user(&self, username: &str);
+
+    /// From now on, the database itself fails (raises an error in) any statement that
+    /// stores a message whose content is [`FAILING_CONTENT`], as a full disk or a broken
+    /// connection would fail a transaction: the adapter cannot tell it from those.
+    async fn fail_inserts_of_failing_content(&self);
 }
+
+/// The message content that [`Fixture::fail_inserts_of_failing_content`] makes the
+/// database refuse. A fixed text, safe to put into SQL.
+pub const FAILING_CONTENT: &str = "this insert fails in the database";
 
 /// Expands to one `#[tokio::test]` per contract case, in modules `users`, `chats` and
 /// `messages`, each running its case through `$harness`.
@@ -145,6 +154,9 @@ macro_rules! contract_tests {
                 messages_stored_at_the_same_instant_keep_their_insertion_order,
                 a_burst_of_concurrent_inserts_gets_every_answer_right_and_stores_exactly_the_right_rows,
                 a_chat_deleted_during_a_burst_loses_only_its_own_messages,
+                messages_begun_together_by_one_caller_are_stored_in_the_order_begun,
+                a_failing_message_neither_fails_nor_loses_the_messages_sent_with_it,
+                a_failed_write_answers_unavailable_stores_nothing_unacknowledged_and_the_next_succeeds,
             }
         );
     };

@@ -6,7 +6,10 @@ use domain::{ChatId, HistoryPage, Message, MessageId, NewMessage, StoreError, Us
 use time::macros::datetime;
 use uuid::Uuid;
 
-use crate::{Fixture, Table, chat, new_message, page, send, unknown_chat, unknown_user, user};
+use crate::{
+    FAILING_CONTENT, Fixture, Table, chat, join_in_order, new_message, page, send, unknown_chat,
+    unknown_user, user,
+};
 
 /// The contents of a history page, in the order listed.
 async fn history(db: &dyn Fixture, chat: ChatId, page: HistoryPage) -> Vec<String> {
@@ -264,6 +267,11 @@ async fn whole_history(db: &dyn Fixture, chat: ChatId) -> Vec<Message> {
     listed
 }
 
+/// The contents of `messages`, in order.
+fn contents(messages: &[Message]) -> Vec<&str> {
+    messages.iter().map(|m| m.content.as_str()).collect()
+}
+
 /// Several hundred inserts at once, across chats and senders, with repeated client ids,
 /// messages to a deleted chat and to one that never existed, and from an unknown
 /// sender: each gets its own right answer, and exactly the acknowledged new messages
@@ -417,4 +425,147 @@ pub async fn a_chat_deleted_during_a_burst_loses_only_its_own_messages(db: &dyn 
     assert!(whole_history(db, doomed.id).await.is_empty());
     assert_eq!(whole_history(db, kept.id).await.len(), 100);
     assert_eq!(db.count(Table::Messages).await, 100);
+}
+
+/// One caller begins many inserts at once (into two chats, some with client ids): they
+/// are stored in the order they were begun, which is what keeps a chat's order when
+/// sends are stored as they come.
+pub async fn messages_begun_together_by_one_caller_are_stored_in_the_order_begun(db: &dyn Fixture) {
+    let alice = user(db, "alice").await;
+    let a = chat(db, "a", alice.id, &[]).await;
+    let b = chat(db, "b", alice.id, &[]).await;
+    let requests: Vec<NewMessage> = (0..120)
+        .map(|i| {
+            let chat = if i % 3 == 0 { b.id } else { a.id };
+            let key = (i % 2 == 0).then(|| format!("k{i}"));
+            new_message(chat, alice.id, &format!("m{i}"), key.as_deref())
+        })
+        .collect();
+    let messages = db.messages();
+    let answers = join_in_order(requests.iter().map(|r| messages.insert(r)).collect()).await;
+
+    let mut acknowledged = Vec::new();
+    for (i, answer) in answers.into_iter().enumerate() {
+        let (message, new) = answer.unwrap();
+        assert!(new, "{i}");
+        assert_eq!(message.content.as_str(), format!("m{i}"));
+        acknowledged.push(message);
+    }
+    assert_eq!(
+        db.message_ids_in_insertion_order().await,
+        acknowledged.iter().map(|m| m.id).collect::<Vec<_>>()
+    );
+    for c in [a.id, b.id] {
+        let expected: Vec<Message> = acknowledged
+            .iter()
+            .filter(|m| m.chat_id == c)
+            .cloned()
+            .collect();
+        assert_eq!(whole_history(db, c).await, expected);
+    }
+}
+
+/// Messages to a deleted chat or to none, from an unknown sender, and repeats of a
+/// client id (of an earlier message and of one begun just before), begun together with
+/// good messages: each gets its own answer, and the good ones are all stored, in order.
+pub async fn a_failing_message_neither_fails_nor_loses_the_messages_sent_with_it(db: &dyn Fixture) {
+    let alice = user(db, "alice").await;
+    let bob = user(db, "bob").await;
+    let c = chat(db, "c", alice.id, &[bob.id]).await;
+    let gone = chat(db, "gone", alice.id, &[]).await;
+    assert!(db.chats().delete(gone.id).await.unwrap());
+    let (earlier, _) = db
+        .messages()
+        .insert(&new_message(c.id, alice.id, "earlier", Some("again")))
+        .await
+        .unwrap();
+
+    let messages = db.messages();
+    let mut expected = vec!["earlier".to_owned()];
+    for round in 0..10 {
+        let key = format!("k{round}");
+        let requests = [
+            new_message(c.id, alice.id, &format!("{round}: first"), None),
+            new_message(gone.id, alice.id, "to the deleted chat", Some(&key)),
+            new_message(c.id, bob.id, &format!("{round}: keyed"), Some(&key)),
+            new_message(c.id, unknown_user(), "from nobody", None),
+            new_message(c.id, bob.id, "keyed again", Some(&key)),
+            new_message(c.id, alice.id, "earlier again", Some("again")),
+            new_message(unknown_chat(), bob.id, "to nowhere", Some(&key)),
+            new_message(c.id, alice.id, &format!("{round}: last"), None),
+        ];
+        let mut answers = join_in_order(requests.iter().map(|r| messages.insert(r)).collect())
+            .await
+            .into_iter();
+        let mut next = || answers.next().unwrap();
+
+        let (first, new) = next().unwrap();
+        assert!(new && first.content.as_str() == format!("{round}: first"));
+        assert!(matches!(next(), Err(StoreError::ChatGone)), "round {round}");
+        let (keyed, new) = next().unwrap();
+        assert!(new && keyed.content.as_str() == format!("{round}: keyed"));
+        assert!(
+            matches!(next(), Err(StoreError::UnknownUser)),
+            "round {round}"
+        );
+        assert_eq!(next().unwrap(), (keyed, false), "round {round}");
+        assert_eq!(next().unwrap(), (earlier.clone(), false), "round {round}");
+        assert!(matches!(next(), Err(StoreError::ChatGone)), "round {round}");
+        let (last, new) = next().unwrap();
+        assert!(new && last.content.as_str() == format!("{round}: last"));
+        expected.extend([
+            format!("{round}: first"),
+            format!("{round}: keyed"),
+            format!("{round}: last"),
+        ]);
+    }
+    assert_eq!(contents(&whole_history(db, c.id).await), expected);
+    assert_eq!(db.count(Table::Messages).await, 31);
+}
+
+/// When the database fails a write, the message is `Unavailable` and not stored; so is
+/// any message written together with it, and every message acknowledged is stored.
+/// The store keeps working afterwards.
+pub async fn a_failed_write_answers_unavailable_stores_nothing_unacknowledged_and_the_next_succeeds(
+    db: &dyn Fixture,
+) {
+    let alice = user(db, "alice").await;
+    let c = chat(db, "c", alice.id, &[]).await;
+    db.fail_inserts_of_failing_content().await;
+
+    let err = db
+        .messages()
+        .insert(&new_message(c.id, alice.id, FAILING_CONTENT, None))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert_eq!(db.count(Table::Messages).await, 0);
+    send(db, c.id, alice.id, "after a failure").await;
+
+    let requests: Vec<NewMessage> = (0..40)
+        .map(|i| {
+            let content = if i == 20 {
+                FAILING_CONTENT.to_owned()
+            } else {
+                format!("m{i}")
+            };
+            new_message(c.id, alice.id, &content, Some(&format!("k{i}")))
+        })
+        .collect();
+    let messages = db.messages();
+    let answers = join_in_order(requests.iter().map(|r| messages.insert(r)).collect()).await;
+    let mut expected = vec!["after a failure".to_owned()];
+    for (i, answer) in answers.into_iter().enumerate() {
+        match answer {
+            Ok((message, new)) => {
+                assert!(new && i != 20, "{i}");
+                expected.push(message.content.as_str().to_owned());
+            }
+            Err(StoreError::Unavailable(_)) => {}
+            Err(err) => panic!("{i}: {err:?}"),
+        }
+    }
+    send(db, c.id, alice.id, "last").await;
+    expected.push("last".to_owned());
+    assert_eq!(contents(&whole_history(db, c.id).await), expected);
 }
