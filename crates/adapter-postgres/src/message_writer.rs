@@ -191,21 +191,25 @@ async fn run(
         }
 
         let messages: Vec<&NewMessage> = storable.iter().map(|job| &job.message).collect();
-        let written = match connection.take() {
+        let acquired = match connection.take() {
             Some(conn) => Ok(conn),
             None => pool.acquire().await.map_err(store_error),
         };
-        let answers = match written {
-            Ok(mut conn) => {
-                let answers = write_batch(&mut conn, &messages).await;
-                if answers.is_ok() {
+        let answers = match acquired {
+            Ok(mut conn) => match write_batch(&mut conn, &messages).await {
+                Ok(Written {
+                    answers,
+                    connection_failed: false,
+                }) => {
                     connection = Some(conn);
-                } else {
+                    Ok(answers)
+                }
+                outcome => {
                     // It may be broken; a fresh one serves the next batch.
                     conn.close_on_drop();
+                    outcome.map(|written| written.answers)
                 }
-                answers
-            }
+            },
             Err(err) => Err(err),
         };
         match answers {
@@ -277,6 +281,15 @@ impl FirstRow {
     }
 }
 
+/// A batch that was stored.
+struct Written {
+    /// Each message's answer, in the batch's order.
+    answers: Vec<Answer>,
+    /// Whether a query failed after the commit (the left-out messages are then
+    /// `Unavailable`), so that the connection is not to be trusted any more.
+    connection_failed: bool,
+}
+
 /// Stores `messages` with one statement (one transaction) and answers each of them, in
 /// order.
 ///
@@ -287,7 +300,7 @@ impl FirstRow {
 async fn write_batch(
     conn: &mut PgConnection,
     messages: &[&NewMessage],
-) -> Result<Vec<Answer>, StoreError> {
+) -> Result<Written, StoreError> {
     let ids: Vec<Uuid> = messages.iter().map(|_| Uuid::now_v7()).collect();
     let chats: Vec<Uuid> = messages.iter().map(|m| m.chat_id.as_uuid()).collect();
     let senders: Vec<Uuid> = messages.iter().map(|m| m.sender_id.as_uuid()).collect();
@@ -333,6 +346,7 @@ async fn write_batch(
     let left_out: Vec<usize> = (0..messages.len())
         .filter(|&i| answers[i].is_none())
         .collect();
+    let mut connection_failed = false;
     if !left_out.is_empty() {
         match explain_left_out(conn, messages, &left_out).await {
             Ok(rows) => {
@@ -347,6 +361,7 @@ async fn write_batch(
                 }
             }
             Err(err) => {
+                connection_failed = true;
                 let source = Arc::new(err);
                 for &i in &left_out {
                     answers[i] = Some(Err(StoreError::unavailable(BatchFailed {
@@ -357,7 +372,7 @@ async fn write_batch(
             }
         }
     }
-    Ok(answers
+    let answers = answers
         .into_iter()
         .map(|answer| {
             answer.unwrap_or_else(|| {
@@ -366,7 +381,11 @@ async fn write_batch(
                 )))
             })
         })
-        .collect())
+        .collect();
+    Ok(Written {
+        answers,
+        connection_failed,
+    })
 }
 
 /// Why each of the `left_out` messages was not stored: whether its chat and sender
