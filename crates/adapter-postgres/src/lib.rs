@@ -6,10 +6,16 @@
 //! database constraint that encodes a business rule is mapped to its [`StoreError`]
 //! variant in `error.rs`, and nowhere else.
 //!
+//! New messages are stored by group commit: the store's message writer
+//! (`message_writer.rs`) takes every message waiting in its queue and stores them with
+//! one statement, one transaction and one WAL flush, answering each caller after the
+//! commit.
+//!
 //! [`StoreError`]: domain::StoreError
 
 mod chats;
 mod error;
+mod message_writer;
 mod messages;
 mod send_order;
 mod users;
@@ -25,6 +31,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 pub use error::PostgresError;
 
+use crate::message_writer::MessageWriter;
+
 /// The schema's migrations, embedded at compile time (`build.rs` rebuilds on a change).
 static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
 
@@ -37,6 +45,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// Stores new messages in batches, one statement each (see `message_writer`).
+    writer: MessageWriter,
 }
 
 impl PostgresStore {
@@ -55,7 +65,10 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(PostgresError::Connect)?;
-        let store = Self { pool };
+        let store = Self {
+            writer: MessageWriter::start(pool.clone()),
+            pool,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -97,7 +110,10 @@ impl PostgresStore {
 
     /// The message repository backed by this store.
     pub fn messages(&self) -> Arc<dyn MessageRepository> {
-        Arc::new(messages::PgMessageRepository::new(self.pool.clone()))
+        Arc::new(messages::PgMessageRepository::new(
+            self.pool.clone(),
+            self.writer.clone(),
+        ))
     }
 
     /// The order of senders between every server process sharing this database (a
@@ -107,9 +123,12 @@ impl PostgresStore {
         Arc::new(send_order::AdvisoryLockSendOrder::new(&self.pool))
     }
 
-    /// Closes every connection, waiting for those in use to be returned. Repositories
-    /// handed out earlier fail with [`domain::StoreError::Unavailable`] afterwards.
+    /// Stops the message writer (after it has stored the messages already queued),
+    /// then closes every connection, waiting for those in use to be returned.
+    /// Repositories handed out earlier fail with [`domain::StoreError::Unavailable`]
+    /// afterwards.
     pub async fn close(&self) {
+        self.writer.stop().await;
         self.pool.close().await;
     }
 }

@@ -10,29 +10,31 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::error::{Inconsistent, invalid_row, store_error};
+use crate::error::{invalid_row, store_error};
+use crate::message_writer::MessageWriter;
 
 /// Messages as stored in PostgreSQL.
 pub(crate) struct PgMessageRepository {
     pool: PgPool,
+    writer: MessageWriter,
 }
 
 impl PgMessageRepository {
-    /// A repository using `pool`.
-    pub(crate) fn new(pool: PgPool) -> Self {
-        Self { pool }
+    /// A repository reading with `pool` and storing through `writer`.
+    pub(crate) fn new(pool: PgPool, writer: MessageWriter) -> Self {
+        Self { pool, writer }
     }
 }
 
 /// A `messages` row.
 #[derive(sqlx::FromRow)]
-struct MessageRow {
-    id: Uuid,
-    chat_id: Uuid,
-    sender_id: Uuid,
-    content: String,
-    client_msg_id: Option<String>,
-    created_at: OffsetDateTime,
+pub(crate) struct MessageRow {
+    pub(crate) id: Uuid,
+    pub(crate) chat_id: Uuid,
+    pub(crate) sender_id: Uuid,
+    pub(crate) content: String,
+    pub(crate) client_msg_id: Option<String>,
+    pub(crate) created_at: OffsetDateTime,
 }
 
 impl TryFrom<MessageRow> for Message {
@@ -61,52 +63,9 @@ impl MessageRepository for PgMessageRepository {
         fields(chat_id = %message.chat_id, sender_id = %message.sender_id, message_id = tracing::field::Empty)
     )]
     async fn insert(&self, message: &NewMessage) -> Result<(Message, bool), StoreError> {
-        let client_msg_id = message.client_msg_id.as_ref().map(ClientMsgId::as_str);
-        // The identity `seq` puts the message after every message already stored. A
-        // repeated client id hits the partial unique index and stores nothing; an unknown
-        // chat or sender is a foreign-key violation (`ChatGone` / `UnknownUser`).
-        let inserted: Option<MessageRow> = sqlx::query_as(
-            "insert into messages (id, chat_id, sender_id, content, client_msg_id)
-             values ($1, $2, $3, $4, $5)
-             on conflict (chat_id, sender_id, client_msg_id) where client_msg_id is not null
-             do nothing
-             returning id, chat_id, sender_id, content, client_msg_id, created_at",
-        )
-        .bind(Uuid::now_v7())
-        .bind(message.chat_id.as_uuid())
-        .bind(message.sender_id.as_uuid())
-        .bind(message.content.as_str())
-        .bind(client_msg_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(store_error)?;
-
-        let (row, stored) = match (inserted, client_msg_id) {
-            (Some(row), _) => (row, true),
-            (None, Some(client_msg_id)) => {
-                // `on conflict` waited for the first message's transaction to commit, so
-                // this statement's snapshot sees it, unless the chat was deleted since.
-                let first: MessageRow = sqlx::query_as(
-                    "select id, chat_id, sender_id, content, client_msg_id, created_at
-                     from messages
-                     where chat_id = $1 and sender_id = $2 and client_msg_id = $3",
-                )
-                .bind(message.chat_id.as_uuid())
-                .bind(message.sender_id.as_uuid())
-                .bind(client_msg_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(store_error)?
-                .ok_or(StoreError::ChatGone)?;
-                (first, false)
-            }
-            (None, None) => {
-                return Err(StoreError::unavailable(Inconsistent(
-                    "an insert without a client id stored nothing",
-                )));
-            }
-        };
-        let message = Message::try_from(row)?;
+        // Stored by the store's writer together with whatever else is waiting, in one
+        // statement (group commit, see `message_writer`); answered after the commit.
+        let (message, stored) = self.writer.insert(message.clone()).await?;
         tracing::Span::current().record("message_id", tracing::field::display(message.id));
         Ok((message, stored))
     }

@@ -13,6 +13,11 @@
 //!   commit, and so that another process on the same file makes it wait for the
 //!   [`BUSY_TIMEOUT`] rather than fail. Reads use a separate pool of read-only
 //!   connections, which WAL lets run beside the writer.
+//! - **Group commit of messages.** A durable commit costs an `fsync` however few rows
+//!   it holds, so new messages are not stored one transaction each: the store's
+//!   message writer (`message_writer.rs`) takes every message waiting in its queue and
+//!   stores them in one transaction on the writer, answering each caller after the
+//!   commit. It queues for the writer per batch, like any other write.
 //! - **WAL journal, `synchronous = FULL`.** A commit is acknowledged only after the
 //!   write-ahead log is synced to disk, so an acknowledged message survives a process
 //!   kill *and* a power loss. (`NORMAL` would also survive `kill -9`, since the WAL is
@@ -32,6 +37,7 @@
 
 mod chats;
 mod error;
+mod message_writer;
 mod messages;
 mod users;
 
@@ -53,6 +59,7 @@ use uuid::Uuid;
 pub use error::SqliteError;
 
 use crate::error::{InvalidTimestamp, store_error};
+use crate::message_writer::MessageWriter;
 
 /// The schema's migrations, embedded at compile time (`build.rs` rebuilds on a change).
 static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -100,6 +107,8 @@ impl Pools {
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pools: Pools,
+    /// Stores new messages in batches, one transaction each (see `message_writer`).
+    writer: MessageWriter,
     path: PathBuf,
 }
 
@@ -167,8 +176,10 @@ impl SqliteStore {
             .await
             .map_err(open_error)?;
         tracing::debug!(path = %path.display(), "opened the SQLite database");
+        let pools = Pools { writer, readers };
         Ok(Self {
-            pools: Pools { writer, readers },
+            writer: MessageWriter::start(pools.clone()),
+            pools,
             path,
         })
     }
@@ -215,13 +226,18 @@ impl SqliteStore {
 
     /// The message repository backed by this store.
     pub fn messages(&self) -> Arc<dyn MessageRepository> {
-        Arc::new(messages::SqliteMessageRepository::new(self.pools.clone()))
+        Arc::new(messages::SqliteMessageRepository::new(
+            self.pools.clone(),
+            self.writer.clone(),
+        ))
     }
 
-    /// Closes every connection, waiting for those in use to be returned; the last one
-    /// to close checkpoints the WAL into the database file. Repositories handed out
+    /// Stops the message writer (after it has stored the messages already queued),
+    /// then closes every connection, waiting for those in use to be returned; the last
+    /// one to close checkpoints the WAL into the database file. Repositories handed out
     /// earlier fail with [`domain::StoreError::Unavailable`] afterwards.
     pub async fn close(&self) {
+        self.writer.stop().await;
         self.pools.readers.close().await;
         self.pools.writer.close().await;
     }

@@ -19,7 +19,10 @@ pub mod chats;
 pub mod messages;
 pub mod users;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use async_trait::async_trait;
 use domain::ports::{ChatRepository, MessageRepository, UserRepository};
@@ -85,7 +88,16 @@ pub trait Fixture: Send + Sync {
     /// Stores a user row directly, bypassing the domain's validation of `username` (its
     /// key is `username` in lowercase).
     async fn insert_unvalidated_user(&self, username: &str);
+
+    /// From now on, the database itself fails (raises an error in) any statement that
+    /// stores a message whose content is [`FAILING_CONTENT`], as a full disk or a broken
+    /// connection would fail a transaction: the adapter cannot tell it from those.
+    async fn fail_inserts_of_failing_content(&self);
 }
+
+/// The message content that [`Fixture::fail_inserts_of_failing_content`] makes the
+/// database refuse. A fixed text, safe to put into SQL.
+pub const FAILING_CONTENT: &str = "this insert fails in the database";
 
 /// Expands to one `#[tokio::test]` per contract case, in modules `users`, `chats` and
 /// `messages`, each running its case through `$harness`.
@@ -140,6 +152,11 @@ macro_rules! contract_tests {
                 history_lists_newest_first_and_pages_with_skip_limit_and_before,
                 history_before_a_message_not_in_the_chat_is_unknown_cursor,
                 messages_stored_at_the_same_instant_keep_their_insertion_order,
+                a_burst_of_concurrent_inserts_gets_every_answer_right_and_stores_exactly_the_right_rows,
+                a_chat_deleted_during_a_burst_loses_only_its_own_messages,
+                messages_begun_together_by_one_caller_are_stored_in_the_order_begun,
+                a_failing_message_neither_fails_nor_loses_the_messages_sent_with_it,
+                a_failed_write_answers_unavailable_stores_nothing_unacknowledged_and_the_next_succeeds,
             }
         );
     };
@@ -235,4 +252,39 @@ pub fn unknown_user() -> UserId {
 /// A random id that names no chat.
 pub fn unknown_chat() -> ChatId {
     ChatId::from_uuid(Uuid::now_v7())
+}
+
+/// A boxed future, as [`join_in_order`] takes them.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Runs `futures` concurrently, as one caller that starts several operations at once
+/// would, and returns their outputs in the order given.
+///
+/// Every poll polls the futures in the order given, and the first poll polls each of
+/// them once before any of them is polled again: so the operations begin (an insert
+/// is handed to its store) in that order, while none of them has finished.
+pub async fn join_in_order<T>(futures: Vec<BoxFuture<'_, T>>) -> Vec<T> {
+    let mut running: Vec<Option<BoxFuture<'_, T>>> = futures.into_iter().map(Some).collect();
+    let mut outputs: Vec<Option<T>> = running.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (slot, output) in running.iter_mut().zip(outputs.iter_mut()) {
+            if let Some(future) = slot {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => {
+                        *output = Some(value);
+                        *slot = None;
+                    }
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().map(Option::unwrap).collect()
 }

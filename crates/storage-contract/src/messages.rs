@@ -1,12 +1,15 @@
 //! The contract of [`MessageRepository`](domain::ports::MessageRepository).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use domain::{ChatId, HistoryPage, MessageId, StoreError};
+use domain::{ChatId, HistoryPage, Message, MessageId, NewMessage, StoreError, UserId};
 use time::macros::datetime;
 use uuid::Uuid;
 
-use crate::{Fixture, Table, chat, new_message, page, send, unknown_chat, unknown_user, user};
+use crate::{
+    FAILING_CONTENT, Fixture, Table, chat, join_in_order, new_message, page, send, unknown_chat,
+    unknown_user, user,
+};
 
 /// The contents of a history page, in the order listed.
 async fn history(db: &dyn Fixture, chat: ChatId, page: HistoryPage) -> Vec<String> {
@@ -251,4 +254,318 @@ pub async fn messages_stored_at_the_same_instant_keep_their_insertion_order(db: 
     assert_eq!(listed, stored);
     // The contents confirm it: m0 was stored first.
     assert_eq!(history(db, c.id, page(1, 199, None)).await, ["m0"]);
+}
+
+/// The whole of a chat's history, oldest first.
+async fn whole_history(db: &dyn Fixture, chat: ChatId) -> Vec<Message> {
+    let mut listed = db
+        .messages()
+        .history(chat, page(1000, 0, None))
+        .await
+        .unwrap();
+    listed.reverse();
+    listed
+}
+
+/// The contents of `messages`, in order.
+fn contents(messages: &[Message]) -> Vec<&str> {
+    messages.iter().map(|m| m.content.as_str()).collect()
+}
+
+/// Several hundred inserts at once, across chats and senders, with repeated client ids,
+/// messages to a deleted chat and to one that never existed, and from an unknown
+/// sender: each gets its own right answer, and exactly the acknowledged new messages
+/// are stored.
+pub async fn a_burst_of_concurrent_inserts_gets_every_answer_right_and_stores_exactly_the_right_rows(
+    db: &dyn Fixture,
+) {
+    let senders = [
+        user(db, "alice").await,
+        user(db, "bob").await,
+        user(db, "carol").await,
+    ];
+    let mut live = Vec::new();
+    for i in 0..4 {
+        live.push(chat(db, &format!("c{i}"), senders[0].id, &[]).await);
+    }
+    let gone = chat(db, "gone", senders[0].id, &[]).await;
+    send(db, gone.id, senders[0].id, "before").await;
+    assert!(db.chats().delete(gone.id).await.unwrap());
+
+    // Of every 20: 2 to the deleted chat, 2 from an unknown sender, 1 to a chat that
+    // never existed; of the rest a third carry a client id that repeats about 8 times
+    // (the key is per chat, sender and id: i mod 60). Contents that need escaping
+    // anywhere.
+    let requests: Vec<NewMessage> = (0..480_usize)
+        .map(|i| {
+            let content = format!("m{i} \"quoted\" 'single' \\ ü 🦀 %_");
+            let sender = senders[i % 3].id;
+            match i % 20 {
+                3 | 13 => new_message(gone.id, sender, &content, Some("k")),
+                7 | 17 => new_message(live[i % 4].id, unknown_user(), &content, None),
+                9 => new_message(unknown_chat(), sender, &content, Some("k")),
+                _ => {
+                    let key = (i % 3 == 0).then(|| format!("k{}", i % 5));
+                    new_message(live[i % 4].id, sender, &content, key.as_deref())
+                }
+            }
+        })
+        .collect();
+    let tasks: Vec<_> = requests
+        .iter()
+        .cloned()
+        .map(|request| {
+            let messages = db.messages();
+            tokio::spawn(async move { messages.insert(&request).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+
+    let live_ids: HashSet<ChatId> = live.iter().map(|c| c.id).collect();
+    let sender_ids: HashSet<UserId> = senders.iter().map(|u| u.id).collect();
+    let mut firsts: HashMap<(ChatId, UserId, String), Message> = HashMap::new();
+    let mut stored: Vec<Message> = Vec::new();
+    for (i, (request, answer)) in requests.iter().zip(answers).enumerate() {
+        if !live_ids.contains(&request.chat_id) {
+            assert!(
+                matches!(answer, Err(StoreError::ChatGone)),
+                "{i}: {answer:?}"
+            );
+            continue;
+        }
+        if !sender_ids.contains(&request.sender_id) {
+            assert!(
+                matches!(answer, Err(StoreError::UnknownUser)),
+                "{i}: {answer:?}"
+            );
+            continue;
+        }
+        let (message, new) = answer.unwrap();
+        assert_eq!(message.chat_id, request.chat_id, "{i}");
+        assert_eq!(message.sender_id, request.sender_id, "{i}");
+        assert_eq!(message.client_msg_id, request.client_msg_id, "{i}");
+        if new {
+            assert_eq!(message.content, request.content, "{i}");
+            stored.push(message.clone());
+        }
+        match &request.client_msg_id {
+            // Every request with one key gets the same message: the one stored.
+            Some(key) => {
+                let first = firsts
+                    .entry((request.chat_id, request.sender_id, key.as_str().to_owned()))
+                    .or_insert_with(|| message.clone());
+                assert_eq!(*first, message, "{i}");
+            }
+            None => assert!(new, "{i}"),
+        }
+    }
+    // Exactly one stored message per key, one per message without a key, nothing else.
+    let stored_with_key: HashSet<_> = stored
+        .iter()
+        .filter_map(|m| {
+            let key = m.client_msg_id.as_ref()?;
+            Some((m.chat_id, m.sender_id, key.as_str().to_owned()))
+        })
+        .collect();
+    assert_eq!(stored_with_key, firsts.keys().cloned().collect());
+    assert_eq!(
+        stored.iter().filter(|m| m.client_msg_id.is_some()).count(),
+        firsts.len()
+    );
+    assert_eq!(
+        db.count(Table::Messages).await,
+        i64::try_from(stored.len()).unwrap()
+    );
+    for c in &live {
+        let mut listed = whole_history(db, c.id).await;
+        let mut expected: Vec<Message> = stored
+            .iter()
+            .filter(|m| m.chat_id == c.id)
+            .cloned()
+            .collect();
+        listed.sort_by_key(|m| m.id);
+        expected.sort_by_key(|m| m.id);
+        assert_eq!(listed, expected, "chat {}", c.name.as_str());
+    }
+}
+
+/// A chat deleted while messages to it and to another chat are being stored: each of
+/// its messages is either stored (and deleted with it) or `ChatGone`, and the other
+/// chat's messages are all stored.
+pub async fn a_chat_deleted_during_a_burst_loses_only_its_own_messages(db: &dyn Fixture) {
+    let alice = user(db, "alice").await;
+    let doomed = chat(db, "doomed", alice.id, &[]).await;
+    let kept = chat(db, "kept", alice.id, &[]).await;
+    let mut tasks = Vec::new();
+    let mut deletion = None;
+    for i in 0..200 {
+        let messages = db.messages();
+        let to = if i % 2 == 0 { doomed.id } else { kept.id };
+        let request = new_message(to, alice.id, &format!("m{i}"), Some(&format!("k{i}")));
+        tasks.push((
+            to,
+            tokio::spawn(async move { messages.insert(&request).await }),
+        ));
+        if i == 100 {
+            let chats = db.chats();
+            deletion = Some(tokio::spawn(async move { chats.delete(doomed.id).await }));
+        }
+    }
+    for (to, task) in tasks {
+        match task.await.unwrap() {
+            Ok((_, new)) => assert!(new),
+            Err(StoreError::ChatGone) if to == doomed.id => {}
+            Err(err) => panic!("{err:?}"),
+        }
+    }
+    assert!(deletion.unwrap().await.unwrap().unwrap());
+    assert!(whole_history(db, doomed.id).await.is_empty());
+    assert_eq!(whole_history(db, kept.id).await.len(), 100);
+    assert_eq!(db.count(Table::Messages).await, 100);
+}
+
+/// One caller begins many inserts at once (into two chats, some with client ids): they
+/// are stored in the order they were begun, which is what keeps a chat's order when
+/// sends are stored as they come.
+pub async fn messages_begun_together_by_one_caller_are_stored_in_the_order_begun(db: &dyn Fixture) {
+    let alice = user(db, "alice").await;
+    let a = chat(db, "a", alice.id, &[]).await;
+    let b = chat(db, "b", alice.id, &[]).await;
+    let requests: Vec<NewMessage> = (0..120)
+        .map(|i| {
+            let chat = if i % 3 == 0 { b.id } else { a.id };
+            let key = (i % 2 == 0).then(|| format!("k{i}"));
+            new_message(chat, alice.id, &format!("m{i}"), key.as_deref())
+        })
+        .collect();
+    let messages = db.messages();
+    let answers = join_in_order(requests.iter().map(|r| messages.insert(r)).collect()).await;
+
+    let mut acknowledged = Vec::new();
+    for (i, answer) in answers.into_iter().enumerate() {
+        let (message, new) = answer.unwrap();
+        assert!(new, "{i}");
+        assert_eq!(message.content.as_str(), format!("m{i}"));
+        acknowledged.push(message);
+    }
+    assert_eq!(
+        db.message_ids_in_insertion_order().await,
+        acknowledged.iter().map(|m| m.id).collect::<Vec<_>>()
+    );
+    for c in [a.id, b.id] {
+        let expected: Vec<Message> = acknowledged
+            .iter()
+            .filter(|m| m.chat_id == c)
+            .cloned()
+            .collect();
+        assert_eq!(whole_history(db, c).await, expected);
+    }
+}
+
+/// Messages to a deleted chat or to none, from an unknown sender, and repeats of a
+/// client id (of an earlier message and of one begun just before), begun together with
+/// good messages: each gets its own answer, and the good ones are all stored, in order.
+pub async fn a_failing_message_neither_fails_nor_loses_the_messages_sent_with_it(db: &dyn Fixture) {
+    let alice = user(db, "alice").await;
+    let bob = user(db, "bob").await;
+    let c = chat(db, "c", alice.id, &[bob.id]).await;
+    let gone = chat(db, "gone", alice.id, &[]).await;
+    assert!(db.chats().delete(gone.id).await.unwrap());
+    let (earlier, _) = db
+        .messages()
+        .insert(&new_message(c.id, alice.id, "earlier", Some("again")))
+        .await
+        .unwrap();
+
+    let messages = db.messages();
+    let mut expected = vec!["earlier".to_owned()];
+    for round in 0..10 {
+        let key = format!("k{round}");
+        let requests = [
+            new_message(c.id, alice.id, &format!("{round}: first"), None),
+            new_message(gone.id, alice.id, "to the deleted chat", Some(&key)),
+            new_message(c.id, bob.id, &format!("{round}: keyed"), Some(&key)),
+            new_message(c.id, unknown_user(), "from nobody", None),
+            new_message(c.id, bob.id, "keyed again", Some(&key)),
+            new_message(c.id, alice.id, "earlier again", Some("again")),
+            new_message(unknown_chat(), bob.id, "to nowhere", Some(&key)),
+            new_message(c.id, alice.id, &format!("{round}: last"), None),
+        ];
+        let mut answers = join_in_order(requests.iter().map(|r| messages.insert(r)).collect())
+            .await
+            .into_iter();
+        let mut next = || answers.next().unwrap();
+
+        let (first, new) = next().unwrap();
+        assert!(new && first.content.as_str() == format!("{round}: first"));
+        assert!(matches!(next(), Err(StoreError::ChatGone)), "round {round}");
+        let (keyed, new) = next().unwrap();
+        assert!(new && keyed.content.as_str() == format!("{round}: keyed"));
+        assert!(
+            matches!(next(), Err(StoreError::UnknownUser)),
+            "round {round}"
+        );
+        assert_eq!(next().unwrap(), (keyed, false), "round {round}");
+        assert_eq!(next().unwrap(), (earlier.clone(), false), "round {round}");
+        assert!(matches!(next(), Err(StoreError::ChatGone)), "round {round}");
+        let (last, new) = next().unwrap();
+        assert!(new && last.content.as_str() == format!("{round}: last"));
+        expected.extend([
+            format!("{round}: first"),
+            format!("{round}: keyed"),
+            format!("{round}: last"),
+        ]);
+    }
+    assert_eq!(contents(&whole_history(db, c.id).await), expected);
+    assert_eq!(db.count(Table::Messages).await, 31);
+}
+
+/// When the database fails a write, the message is `Unavailable` and not stored; so is
+/// any message written together with it, and every message acknowledged is stored.
+/// The store keeps working afterwards.
+pub async fn a_failed_write_answers_unavailable_stores_nothing_unacknowledged_and_the_next_succeeds(
+    db: &dyn Fixture,
+) {
+    let alice = user(db, "alice").await;
+    let c = chat(db, "c", alice.id, &[]).await;
+    db.fail_inserts_of_failing_content().await;
+
+    let err = db
+        .messages()
+        .insert(&new_message(c.id, alice.id, FAILING_CONTENT, None))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert_eq!(db.count(Table::Messages).await, 0);
+    send(db, c.id, alice.id, "after a failure").await;
+
+    let requests: Vec<NewMessage> = (0..40)
+        .map(|i| {
+            let content = if i == 20 {
+                FAILING_CONTENT.to_owned()
+            } else {
+                format!("m{i}")
+            };
+            new_message(c.id, alice.id, &content, Some(&format!("k{i}")))
+        })
+        .collect();
+    let messages = db.messages();
+    let answers = join_in_order(requests.iter().map(|r| messages.insert(r)).collect()).await;
+    let mut expected = vec!["after a failure".to_owned()];
+    for (i, answer) in answers.into_iter().enumerate() {
+        match answer {
+            Ok((message, new)) => {
+                assert!(new && i != 20, "{i}");
+                expected.push(message.content.as_str().to_owned());
+            }
+            Err(StoreError::Unavailable(_)) => {}
+            Err(err) => panic!("{i}: {err:?}"),
+        }
+    }
+    send(db, c.id, alice.id, "last").await;
+    expected.push("last".to_owned());
+    assert_eq!(contents(&whole_history(db, c.id).await), expected);
 }

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use adapter_postgres::{PostgresError, PostgresStore};
 use domain::{ChatId, StoreError, UserId};
+use storage_contract::{chat, join_in_order, new_message, page, unknown_user, user};
 use uuid::Uuid;
 
 use crate::support::with_db;
@@ -49,6 +50,18 @@ async fn a_closed_store_is_unavailable() {
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        // The message writer has stopped with the store: refused at once, not hung.
+        let err = db
+            .messages
+            .insert(&new_message(
+                ChatId::from_uuid(Uuid::now_v7()),
+                UserId::from_uuid(Uuid::now_v7()),
+                "x",
+                None,
+            ))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     })
     .await;
 }
@@ -62,6 +75,82 @@ async fn the_username_key_column_holds_the_unicode_lowercase_of_the_name() {
             .await
             .unwrap();
         assert_eq!(key, "émile");
+    })
+    .await;
+}
+
+// On a single-threaded runtime the message writer cannot run while the test begins its
+// inserts, so all of them wait in the queue and make one batch: a deterministic check
+// of group commit and of answers within one statement.
+#[tokio::test(flavor = "current_thread")]
+async fn messages_begun_together_are_committed_in_one_transaction_each_answered_on_its_own() {
+    with_db(|db| async move {
+        let alice = user(&db, "alice").await;
+        let c = chat(&db, "c", alice.id, &[]).await;
+        let gone = chat(&db, "gone", alice.id, &[]).await;
+        assert!(db.chats.delete(gone.id).await.unwrap());
+        let requests = [
+            new_message(c.id, alice.id, "one", Some("k")),
+            new_message(gone.id, alice.id, "to the deleted chat", None),
+            new_message(c.id, alice.id, "one again", Some("k")),
+            new_message(c.id, unknown_user(), "from nobody", None),
+            new_message(c.id, alice.id, "NUL \0 refused", None),
+            new_message(c.id, alice.id, "two", None),
+        ];
+        let mut answers =
+            join_in_order(requests.iter().map(|r| db.messages.insert(r)).collect()).await;
+        let (two, new_two) = answers.pop().unwrap().unwrap();
+        assert!(matches!(
+            answers.pop().unwrap(),
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(matches!(
+            answers.pop().unwrap(),
+            Err(StoreError::UnknownUser)
+        ));
+        let again = answers.pop().unwrap().unwrap();
+        assert!(matches!(answers.pop().unwrap(), Err(StoreError::ChatGone)));
+        let (one, new_one) = answers.pop().unwrap().unwrap();
+        assert!(new_one && new_two);
+        assert_eq!(again, (one.clone(), false));
+        // One transaction: the batch's messages share its time.
+        assert_eq!(one.created_at, two.created_at);
+        let mut history = db.messages.history(c.id, page(10, 0, None)).await.unwrap();
+        history.reverse();
+        assert_eq!(history, vec![one, two]);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn creation_times_never_decrease_along_the_storage_order() {
+    with_db(|db| async move {
+        let alice = user(&db, "alice").await;
+        let mut chats = Vec::new();
+        for i in 0..3 {
+            chats.push(chat(&db, &format!("c{i}"), alice.id, &[]).await);
+        }
+        let tasks: Vec<_> = (0..300)
+            .map(|i| {
+                let messages = db.messages.clone();
+                let request = new_message(chats[i % 3].id, alice.id, &format!("m{i}"), None);
+                tokio::spawn(async move { messages.insert(&request).await })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let decreasing: i64 = sqlx::query_scalar(
+            "select count(*) from (
+                 select created_at < lag(created_at) over (order by seq) as earlier
+                 from messages
+             ) as steps
+             where earlier",
+        )
+        .fetch_one(&db.raw)
+        .await
+        .unwrap();
+        assert_eq!(decreasing, 0);
     })
     .await;
 }

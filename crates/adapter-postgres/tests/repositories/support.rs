@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use domain::MessageId;
 use domain::ports::{ChatRepository, MessageRepository, UserRepository};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
-use storage_contract::{Fixture, Table};
+use storage_contract::{FAILING_CONTENT, Fixture, Table};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -156,6 +156,25 @@ impl Fixture for TestDb {
         .bind(Uuid::now_v7())
         .bind(username)
         .bind(username.to_lowercase())
+        .execute(&self.raw)
+        .await
+        .unwrap();
+    }
+
+    async fn fail_inserts_of_failing_content(&self) {
+        sqlx::query(
+            "create function fail_insert() returns trigger language plpgsql
+             as $$ begin raise exception 'an injected failure'; end $$",
+        )
+        .execute(&self.raw)
+        .await
+        .unwrap();
+        // A fixed text, never client input.
+        sqlx::query(AssertSqlSafe(format!(
+            "create trigger fail_inserts before insert on messages for each row
+             when (new.content = '{FAILING_CONTENT}')
+             execute function fail_insert()"
+        )))
         .execute(&self.raw)
         .await
         .unwrap();

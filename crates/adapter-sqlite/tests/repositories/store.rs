@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use adapter_sqlite::{SqliteError, SqliteStore};
 use domain::{ChatName, PasswordHash, StoreError, UserId, Username};
-use storage_contract::{chat, new_message, send, user};
+use storage_contract::{chat, join_in_order, new_message, page, send, unknown_user, user};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -126,6 +126,81 @@ async fn a_closed_store_is_unavailable() {
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        // The message writer has stopped with the store: refused at once, not hung.
+        let err = db
+            .messages
+            .insert(&new_message(
+                domain::ChatId::from_uuid(Uuid::now_v7()),
+                UserId::from_uuid(Uuid::now_v7()),
+                "x",
+                None,
+            ))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    })
+    .await;
+}
+
+// On a single-threaded runtime the message writer cannot run while the test begins its
+// inserts, so all of them wait in the queue and make one batch: a deterministic check
+// of group commit and of answers within one batch.
+#[tokio::test(flavor = "current_thread")]
+async fn messages_begun_together_are_committed_in_one_transaction_each_answered_on_its_own() {
+    with_db(|db| async move {
+        let alice = user(&db, "alice").await;
+        let c = chat(&db, "c", alice.id, &[]).await;
+        let gone = chat(&db, "gone", alice.id, &[]).await;
+        assert!(db.chats.delete(gone.id).await.unwrap());
+        let requests = [
+            new_message(c.id, alice.id, "one", Some("k")),
+            new_message(gone.id, alice.id, "to the deleted chat", None),
+            new_message(c.id, alice.id, "one again", Some("k")),
+            new_message(c.id, unknown_user(), "from nobody", None),
+            new_message(c.id, alice.id, "two", None),
+        ];
+        let mut answers =
+            join_in_order(requests.iter().map(|r| db.messages.insert(r)).collect()).await;
+        let (two, new_two) = answers.pop().unwrap().unwrap();
+        assert!(matches!(
+            answers.pop().unwrap(),
+            Err(StoreError::UnknownUser)
+        ));
+        let again = answers.pop().unwrap().unwrap();
+        assert!(matches!(answers.pop().unwrap(), Err(StoreError::ChatGone)));
+        let (one, new_one) = answers.pop().unwrap().unwrap();
+        assert!(new_one && new_two);
+        assert_eq!(again, (one.clone(), false));
+        // One transaction: the batch's messages share its time.
+        assert_eq!(one.created_at, two.created_at);
+        let mut history = db.messages.history(c.id, page(10, 0, None)).await.unwrap();
+        history.reverse();
+        assert_eq!(history, vec![one, two]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn texts_are_stored_byte_for_byte_even_with_a_nul() {
+    with_db(|db| async move {
+        let alice = user(&db, "alice").await;
+        let c = chat(&db, "c", alice.id, &[]).await;
+        let text = "a\0b \"q\" \\ ü 🦀 \u{7f}";
+        let (message, _) = db
+            .messages
+            .insert(&new_message(c.id, alice.id, text, Some(text)))
+            .await
+            .unwrap();
+        assert_eq!(message.content.as_str(), text);
+        let listed = db.messages.history(c.id, page(1, 0, None)).await.unwrap();
+        assert_eq!(listed, vec![message]);
+        let (stored, kind): (Vec<u8>, String) =
+            sqlx::query_as("select cast(content as blob), typeof(content) from messages")
+                .fetch_one(&db.raw)
+                .await
+                .unwrap();
+        assert_eq!(stored, text.as_bytes());
+        assert_eq!(kind, "text");
     })
     .await;
 }

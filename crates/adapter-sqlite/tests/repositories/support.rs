@@ -12,7 +12,7 @@ use domain::MessageId;
 use domain::ports::{ChatRepository, MessageRepository, UserRepository};
 use sqlx::AssertSqlSafe;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
-use storage_contract::{Fixture, Table};
+use storage_contract::{FAILING_CONTENT, Fixture, Table};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -158,6 +158,18 @@ impl Fixture for TestDb {
         .bind(Uuid::now_v7())
         .bind(username)
         .bind(username.to_lowercase())
+        .execute(&self.raw)
+        .await
+        .unwrap();
+    }
+
+    async fn fail_inserts_of_failing_content(&self) {
+        // A fixed text, never client input.
+        sqlx::query(AssertSqlSafe(format!(
+            "create trigger fail_inserts before insert on messages
+             when new.content = '{FAILING_CONTENT}'
+             begin select raise(abort, 'an injected failure'); end"
+        )))
         .execute(&self.raw)
         .await
         .unwrap();

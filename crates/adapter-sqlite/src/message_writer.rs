@@ -1,0 +1,418 @@
+//! Group commit of new messages: one task per store takes the messages waiting in a
+//! queue and stores them together, in one write transaction and one `fsync`.
+//!
+//! A durable commit costs a WAL append and an `fsync` however few rows it holds, so one
+//! transaction per message caps the store at about 1 / fsync-time messages a second.
+//! Here a caller of [`MessageWriter::insert`] queues its message with a one-shot
+//! channel for the answer and waits; the writer task takes whatever is queued (up to
+//! [`MAX_BATCH`]), stores it all in one `begin immediate` transaction on the single
+//! writing connection, commits, and only then answers every caller. Nothing is held
+//! back to wait for more: a lone message is committed at once, and batches grow by
+//! themselves while a commit is under way (natural batching).
+//!
+//! - **Order.** One task, a FIFO queue and an `order by` on the batch's position: the
+//!   messages are stored (`seq`) in the order they were queued, and a caller's message
+//!   is queued on the first poll of its insert (unless the queue is full).
+//! - **Per-message answers.** A message to a chat that does not exist, or from a sender
+//!   who does not, is left out by the insert's own `where` (the transaction holds the
+//!   write lock, so the check stays true until commit) and answered `ChatGone` or
+//!   `UnknownUser`; a repeated client id (of an earlier message, or of one earlier in
+//!   the same batch) is left out by `on conflict do nothing` and answered with the
+//!   first message. The rest of the batch is stored regardless.
+//! - **Failures.** If the transaction fails as a whole (the lock, the disk, the
+//!   commit), every caller of that batch gets [`StoreError::Unavailable`]: nothing is
+//!   acknowledged that was not committed. The task goes on with the next batch.
+//! - **Fairness.** The task takes the one writing connection per batch, queuing for it
+//!   like every other write (users, chats), so it cannot starve them.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use domain::{ClientMsgId, Message, NewMessage, StoreError};
+use sqlx::{Sqlite, Transaction};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+use uuid::Uuid;
+
+use crate::error::{Inconsistent, store_error};
+use crate::messages::MessageRow;
+use crate::{Pools, now_micros};
+
+/// Most messages stored in one transaction. Large enough that a busy store commits
+/// hundreds per `fsync`; small enough that one batch's statement (each message's
+/// content hex-encoded, at most 4096 characters) stays a few megabytes.
+pub(crate) const MAX_BATCH: usize = 512;
+
+/// How many messages may wait for the writer. A caller that finds the queue full waits
+/// for room (back-pressure), it is never refused or dropped.
+const QUEUE: usize = 4 * MAX_BATCH;
+
+/// What an insert answers: the message and whether it is new.
+type Answer = Result<(Message, bool), StoreError>;
+
+/// One queued message and where its answer goes.
+struct Job {
+    message: NewMessage,
+    reply: oneshot::Sender<Answer>,
+}
+
+/// The handle on a store's message writer task. Cheap to clone; every clone queues to
+/// the same task.
+#[derive(Debug, Clone)]
+pub(crate) struct MessageWriter {
+    queue: mpsc::Sender<Job>,
+    /// Tells the task to stop taking new messages.
+    stop: Arc<Notify>,
+    /// Never sent on: it closes when the task has finished.
+    finished: watch::Receiver<()>,
+}
+
+/// The writer task is gone (the store was closed), so the message was not stored.
+#[derive(Debug, thiserror::Error)]
+#[error("the message writer has stopped (the store is closed)")]
+pub(crate) struct WriterStopped;
+
+/// The transaction that was to store a batch of messages failed as a whole.
+#[derive(Debug, thiserror::Error)]
+#[error("storing a batch of {size} messages failed")]
+pub(crate) struct BatchFailed {
+    /// How many messages the batch held.
+    size: usize,
+    /// Why; shared by every message of the batch.
+    #[source]
+    source: Arc<StoreError>,
+}
+
+impl MessageWriter {
+    /// Starts the writer task of the store behind `pools`, on the current Tokio runtime.
+    pub(crate) fn start(pools: Pools) -> Self {
+        let (queue, jobs) = mpsc::channel(QUEUE);
+        let stop = Arc::new(Notify::new());
+        let (finished_tx, finished) = watch::channel(());
+        tokio::spawn(run(pools, jobs, Arc::clone(&stop), finished_tx));
+        Self {
+            queue,
+            stop,
+            finished,
+        }
+    }
+
+    /// Queues `message` and waits until its batch is committed (or has failed).
+    ///
+    /// # Errors
+    /// As [`domain::ports::MessageRepository::insert`]; [`StoreError::Unavailable`] also
+    /// when the writer has stopped.
+    pub(crate) async fn insert(&self, message: NewMessage) -> Answer {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Job { message, reply })
+            .await
+            .map_err(|_| StoreError::unavailable(WriterStopped))?;
+        // The task drops the reply unanswered only when it stops.
+        answer
+            .await
+            .map_err(|_| StoreError::unavailable(WriterStopped))?
+    }
+
+    /// Stops the writer: messages queued already are still stored, later ones are
+    /// refused ([`WriterStopped`]). Returns when the task has finished.
+    pub(crate) async fn stop(&self) {
+        self.stop.notify_one();
+        let mut finished = self.finished.clone();
+        // Errs once the task has dropped its sender, that is, finished.
+        while finished.changed().await.is_ok() {}
+    }
+}
+
+/// The writer task: takes what is queued, stores it as one batch, answers, repeats;
+/// until stopped (then it stores what was queued before) or every handle is dropped.
+async fn run(
+    pools: Pools,
+    mut queue: mpsc::Receiver<Job>,
+    stop: Arc<Notify>,
+    _finished: watch::Sender<()>,
+) {
+    let mut jobs = Vec::with_capacity(MAX_BATCH);
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            biased;
+            () = stop.notified(), if !stopping => {
+                // Refuses new messages; those already queued are still received.
+                queue.close();
+                stopping = true;
+                continue;
+            }
+            received = queue.recv_many(&mut jobs, MAX_BATCH) => {
+                if received == 0 {
+                    return;
+                }
+            }
+        }
+        // A caller that stopped waiting (its future was dropped) cannot be told the
+        // outcome; like a transaction cancelled before commit, its message is not stored.
+        jobs.retain(|job| !job.reply.is_closed());
+        if jobs.is_empty() {
+            continue;
+        }
+        let messages: Vec<&NewMessage> = jobs.iter().map(|job| &job.message).collect();
+        match write_batch(&pools, &messages).await {
+            Ok(answers) => {
+                for (job, answer) in jobs.drain(..).zip(answers) {
+                    // The caller may have given up meanwhile; nobody to tell then.
+                    let _ = job.reply.send(answer);
+                }
+            }
+            Err(err) => {
+                let size = jobs.len();
+                let source = Arc::new(err);
+                for job in jobs.drain(..) {
+                    let failed = BatchFailed {
+                        size,
+                        source: Arc::clone(&source),
+                    };
+                    let _ = job.reply.send(Err(StoreError::unavailable(failed)));
+                }
+            }
+        }
+    }
+}
+
+/// A message as the batch statement reads it: `[id, chat, sender, content, client id]`
+/// in a JSON array, each a hex string (ids as 32 digits, texts as their UTF-8 bytes) or
+/// `null`. Hex needs no escaping, and `unhex` gives back every byte of a text, even a
+/// NUL that a JSON string would cut short.
+fn push_json_row(json: &mut String, id: Uuid, message: &NewMessage) {
+    let client_msg_id = message.client_msg_id.as_ref().map(ClientMsgId::as_str);
+    // Writing to a String cannot fail.
+    let _ = write!(
+        json,
+        r#"["{}","{}","{}","{}","#,
+        id.simple(),
+        message.chat_id.as_uuid().simple(),
+        message.sender_id.as_uuid().simple(),
+        hex(message.content.as_str()),
+    );
+    match client_msg_id {
+        Some(key) => {
+            let _ = write!(json, r#""{}"]"#, hex(key));
+        }
+        None => json.push_str("null]"),
+    }
+}
+
+/// `text`'s UTF-8 bytes as lowercase hex digits.
+fn hex(text: &str) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(text.len() * 2);
+    for byte in text.bytes() {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+    }
+    out
+}
+
+/// What a message left out of the batch's insert finds in the database.
+#[derive(sqlx::FromRow)]
+struct LeftOutRow {
+    /// Its position in the JSON array of left-out messages.
+    position: i64,
+    chat_exists: bool,
+    sender_exists: bool,
+    /// The message stored earlier with the same client id, if any.
+    #[sqlx(flatten)]
+    first: FirstRow,
+}
+
+/// The earlier message a left-out one repeats the client id of: all `None` when there
+/// is none.
+#[derive(sqlx::FromRow)]
+struct FirstRow {
+    id: Option<Uuid>,
+    chat_id: Option<Uuid>,
+    sender_id: Option<Uuid>,
+    content: Option<String>,
+    client_msg_id: Option<String>,
+    created_at: Option<i64>,
+}
+
+impl FirstRow {
+    /// The message row, when there is one.
+    fn into_row(self) -> Option<MessageRow> {
+        Some(MessageRow {
+            id: self.id?,
+            chat_id: self.chat_id?,
+            sender_id: self.sender_id?,
+            content: self.content?,
+            client_msg_id: self.client_msg_id,
+            created_at: self.created_at?,
+        })
+    }
+}
+
+/// Stores `messages` in one write transaction and answers each of them, in order.
+///
+/// # Errors
+/// [`StoreError::Unavailable`] when the transaction fails as a whole; nothing of the
+/// batch is stored then.
+#[tracing::instrument(skip_all, fields(messages = messages.len()))]
+async fn write_batch(pools: &Pools, messages: &[&NewMessage]) -> Result<Vec<Answer>, StoreError> {
+    let mut tx = pools.write().await?;
+    // Read once the lock is held: the batch's messages share the transaction's time,
+    // and later batches cannot commit earlier, so time grows with `seq` (unless the
+    // clock steps back).
+    let now = now_micros();
+    let ids: Vec<Uuid> = messages.iter().map(|_| Uuid::now_v7()).collect();
+    let mut json = String::from("[");
+    for (i, (id, message)) in ids.iter().zip(messages).enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        push_json_row(&mut json, *id, message);
+    }
+    json.push(']');
+
+    // One statement for the batch. The `where` leaves out a message whose chat or
+    // sender does not exist (rather than fail the batch on the foreign key), `on
+    // conflict do nothing` one that repeats a client id, also of a message earlier in
+    // this very statement; `order by` makes the autoincrement `seq` follow the queue.
+    // `where` before `on conflict` keeps SQLite from reading it as a join's `on`.
+    let inserted: Vec<MessageRow> = sqlx::query_as(
+        "insert into messages (id, chat_id, sender_id, content, client_msg_id, created_at)
+         select unhex(given.value ->> 0), unhex(given.value ->> 1), unhex(given.value ->> 2),
+                cast(unhex(given.value ->> 3) as text), cast(unhex(given.value ->> 4) as text),
+                ?2
+         from json_each(?1) as given
+         where exists (select 1 from chats where id = unhex(given.value ->> 1))
+           and exists (select 1 from users where id = unhex(given.value ->> 2))
+         order by given.key
+         on conflict (chat_id, sender_id, client_msg_id) where client_msg_id is not null
+         do nothing
+         returning id, chat_id, sender_id, content, client_msg_id, created_at",
+    )
+    .bind(&json)
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(store_error)?;
+
+    let position: HashMap<Uuid, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    let mut answers: Vec<Option<Answer>> = messages.iter().map(|_| None).collect();
+    for row in inserted {
+        if let Some(&i) = position.get(&row.id) {
+            answers[i] = Some(Message::try_from(row).map(|message| (message, true)));
+        }
+    }
+    let left_out: Vec<usize> = (0..messages.len())
+        .filter(|&i| answers[i].is_none())
+        .collect();
+    if !left_out.is_empty() {
+        for row in explain_left_out(&mut tx, messages, &left_out).await? {
+            let Some(&i) = usize::try_from(row.position)
+                .ok()
+                .and_then(|at| left_out.get(at))
+            else {
+                continue;
+            };
+            answers[i] = Some(answer_left_out(row));
+        }
+    }
+    tx.commit().await.map_err(store_error)?;
+    Ok(answers
+        .into_iter()
+        .map(|answer| {
+            answer.unwrap_or_else(|| {
+                Err(StoreError::unavailable(Inconsistent(
+                    "a message of a batch was neither stored nor explained",
+                )))
+            })
+        })
+        .collect())
+}
+
+/// Why each of the `left_out` messages was not stored: whether its chat and sender
+/// exist, and the earlier message with its client id. Inside the batch's transaction,
+/// so it sees the messages the batch stored.
+async fn explain_left_out(
+    tx: &mut Transaction<'static, Sqlite>,
+    messages: &[&NewMessage],
+    left_out: &[usize],
+) -> Result<Vec<LeftOutRow>, StoreError> {
+    let mut json = String::from("[");
+    for (n, &i) in left_out.iter().enumerate() {
+        if n > 0 {
+            json.push(',');
+        }
+        // The id is unused here; the row keeps the same shape as the insert's.
+        push_json_row(&mut json, Uuid::nil(), messages[i]);
+    }
+    json.push(']');
+    // Served by the partial unique index on (chat_id, sender_id, client_msg_id); a
+    // message without a client id joins nothing (`null = null` is not true).
+    sqlx::query_as(
+        "select given.key as position,
+                exists (select 1 from chats where id = unhex(given.value ->> 1)) as chat_exists,
+                exists (select 1 from users where id = unhex(given.value ->> 2)) as sender_exists,
+                m.id, m.chat_id, m.sender_id, m.content, m.client_msg_id, m.created_at
+         from json_each(?1) as given
+         left join messages m
+           on m.chat_id = unhex(given.value ->> 1)
+          and m.sender_id = unhex(given.value ->> 2)
+          and m.client_msg_id = cast(unhex(given.value ->> 4) as text)",
+    )
+    .bind(&json)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(store_error)
+}
+
+/// The answer to a message the insert left out: the first message with its client id,
+/// else `ChatGone` (checked first, as a single insert would) or `UnknownUser`.
+fn answer_left_out(row: LeftOutRow) -> Answer {
+    if let Some(first) = row.first.into_row() {
+        return Message::try_from(first).map(|message| (message, false));
+    }
+    if !row.chat_exists {
+        return Err(StoreError::ChatGone);
+    }
+    if !row.sender_exists {
+        return Err(StoreError::UnknownUser);
+    }
+    Err(StoreError::unavailable(Inconsistent(
+        "an insert left out a message whose chat and sender exist, without a repeated client id",
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_become_hex_of_their_utf8_bytes() {
+        assert_eq!(hex(""), "");
+        assert_eq!(hex("a\0\"ü"), "610022c3bc");
+    }
+
+    #[tokio::test]
+    async fn a_stopped_writer_refuses_at_once() {
+        // A writer whose task is gone: its queue's receiver dropped.
+        let (queue, jobs) = mpsc::channel(1);
+        drop(jobs);
+        let (finished_tx, finished) = watch::channel(());
+        drop(finished_tx);
+        let writer = MessageWriter {
+            queue,
+            stop: Arc::new(Notify::new()),
+            finished,
+        };
+        let message = NewMessage {
+            chat_id: domain::ChatId::from_uuid(Uuid::now_v7()),
+            sender_id: domain::UserId::from_uuid(Uuid::now_v7()),
+            content: domain::MessageContent::parse("hi").unwrap(),
+            client_msg_id: None,
+        };
+        let err = writer.insert(message).await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        writer.stop().await;
+    }
+}
