@@ -6,9 +6,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::helpers::{
-    PASSWORD, TestServer, assert_json, assert_no_content, assert_problem, assert_request_id, id_of,
-    unknown_id,
+    PASSWORD, TestServer, assert_json, assert_no_content, assert_problem, assert_request_id,
+    error_fields, id_of, unknown_id,
 };
+use crate::sockets::{Kind, Socket};
 
 #[tokio::test]
 async fn a_response_of_every_kind_carries_its_own_x_request_id() {
@@ -160,4 +161,43 @@ async fn a_request_that_failed_validation_changes_nothing() {
     // And the chat is intact enough to be deleted normally.
     assert_no_content(app.delete(&format!("/chats/{chat}"), &alice).await).await;
     assert_json(app.get("/chats", &alice).await, StatusCode::OK).await;
+}
+
+/// No store can keep a NUL character (PostgreSQL text cannot hold one at all): it is
+/// refused as the client's mistake, never a 500, and nothing is stored.
+#[tokio::test]
+async fn text_with_a_nul_character_is_a_400_on_its_field_and_stores_nothing() {
+    let app = TestServer::spawn().await;
+    let (_, alice) = app.user_with_token("alice").await;
+    let problem = assert_problem(
+        app.post("/chats", Some(&alice), &json!({"name": "a\0b", "members": []}))
+            .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(error_fields(&problem).contains(&"name".to_owned()), "{problem}");
+    assert!(app.chats(&alice).await.is_empty());
+
+    let (bob_id, _) = app.user_with_token("bob").await;
+    let chat = id_of(&app.create_chat(&alice, "general", &[&bob_id]).await);
+    let mut socket = Socket::connect(&app, Kind::Ws, &alice).await;
+    for draft in [
+        json!({"chatId": chat, "content": "a\0b"}),
+        json!({"chatId": chat, "content": "fine", "clientMsgId": "c\0"}),
+    ] {
+        let refused = socket.request("messages:create", draft).await;
+        assert_eq!(refused["status"], "error", "{refused}");
+        let exception = socket.expect_event("exception").await;
+        assert_eq!(exception["event"], "messages:create", "{exception}");
+        assert!(
+            exception["message"].as_str().is_some_and(|m| m.contains("NUL")),
+            "{exception}"
+        );
+    }
+    let history = assert_json(
+        app.get(&format!("/chats/{chat}/messages"), &alice).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(history, json!([]));
 }

@@ -28,6 +28,7 @@ impl ChatName {
                 "must be at most 100 characters long",
             ));
         }
+        InvalidInput::reject_nul("name", trimmed)?;
         Ok(Self(trimmed.to_owned()))
     }
 

@@ -20,6 +20,19 @@ impl InvalidInput {
         }
     }
 
+    /// Refuses text holding the NUL character: no store can keep it (PostgreSQL text
+    /// cannot hold it at all), so it is the client's mistake, said at the edge.
+    ///
+    /// # Errors
+    /// When `text` contains `\0`.
+    pub fn reject_nul(field: &str, text: &str) -> Result<(), Self> {
+        if text.contains('\0') {
+            Err(Self::new(field, "must not contain the NUL character"))
+        } else {
+            Ok(())
+        }
+    }
+
     /// Where the invalid value came from.
     pub fn field(&self) -> &str {
         &self.field

@@ -22,6 +22,7 @@ impl MessageContent {
         if raw.trim().is_empty() {
             return Err(InvalidInput::new("content", "must not be blank"));
         }
+        InvalidInput::reject_nul("content", &raw)?;
         if raw.chars().count() > Self::MAX_CHARS {
             return Err(InvalidInput::new(
                 "content",
@@ -58,6 +59,7 @@ impl ClientMsgId {
                 "must be 1 to 64 characters long",
             ));
         }
+        InvalidInput::reject_nul("clientMsgId", &raw)?;
         Ok(Self(raw))
     }
 
@@ -116,5 +118,24 @@ mod tests {
         assert!(ClientMsgId::parse("").is_err());
         assert!(ClientMsgId::parse("a".repeat(64)).is_ok());
         assert!(ClientMsgId::parse("a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn text_with_a_nul_character_is_refused_on_its_field() {
+        let err = MessageContent::parse("a\0b").unwrap_err();
+        assert_eq!(
+            (err.field(), err.message()),
+            ("content", "must not contain the NUL character")
+        );
+        assert_eq!(
+            ClientMsgId::parse("c\0").unwrap_err().field(),
+            "clientMsgId"
+        );
+        assert_eq!(
+            crate::ChatName::parse("team\0").unwrap_err().field(),
+            "name"
+        );
+        // Other control characters are text like any other.
+        assert!(MessageContent::parse("line\nbreak\ttab").is_ok());
     }
 }
