@@ -4,10 +4,15 @@
 //! WebSockets, and reports JSON plus a table. `cargo xtask bench` builds and runs it;
 //! BENCHMARKS.md has the figures and how to read them.
 //!
+//! With `--nodes N` (N ≥ 2, PostgreSQL only) it runs a cluster instead: its own
+//! `redis-server`, and N server processes sharing the database, the JWT secret and
+//! `REDIS_URL`, with the fan-out's members spread over the nodes.
+//!
 //! It exits with 1 when a correctness check fails (a message lost, duplicated or out
 //! of order, an error answer, a failed connection) and never because of a timing.
 
 mod api;
+mod redis;
 mod report;
 mod rig;
 mod scenarios;
@@ -25,9 +30,10 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::api::Api;
+use crate::redis::Redis;
 use crate::report::Outcome;
 use crate::scenarios::{Ctx, Scenario, Sizes};
-use crate::server::{Database, Launch, Server, StoreKind};
+use crate::server::{Database, Launch, Nodes, StoreKind};
 
 /// Command-line options; sizes left out take the full run's defaults, or with
 /// `--quick` the smoke test's.
@@ -44,6 +50,11 @@ struct Args {
     /// The store the server runs on.
     #[arg(long, value_enum, default_value_t = StoreArg::Sqlite)]
     store: StoreArg,
+
+    /// Server processes: 1, or 2 and more for a cluster over a `redis-server` the
+    /// benchmark starts itself (needs `--store postgres`; runs fanout and ingest).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    nodes: u16,
 
     /// Tiny sizes and a few seconds per phase: checks that the harness works
     /// (messages flowed, none lost or duplicated), measures nothing worth keeping.
@@ -143,7 +154,8 @@ fn main() -> ExitCode {
 /// correctness check failed.
 async fn run(args: Args) -> Result<bool> {
     let sizes = sizes(&args);
-    let scenarios = selected(&args.scenario);
+    let scenarios = planned(&args)?;
+    let nodes = usize::from(args.nodes);
     let stores = match args.store {
         StoreArg::Sqlite => vec![StoreKind::Sqlite],
         StoreArg::Postgres => vec![StoreKind::Postgres],
@@ -172,6 +184,7 @@ async fn run(args: Args) -> Result<bool> {
             .ok(),
         "command": std::env::args().collect::<Vec<_>>(),
         "quick": args.quick,
+        "nodes": nodes,
         "machine": report::machine(),
         "git_commit": git_commit(),
         "sizes": sizes.to_json(),
@@ -182,7 +195,33 @@ async fn run(args: Args) -> Result<bool> {
     for store in stores {
         eprintln!("\n==> store: {store}");
         let database = Database::create(store).await?;
-        let result = run_store(&database, &scenarios, &sizes, &binary, &http, &log_dir).await;
+        let result = async {
+            let redis = if nodes > 1 {
+                let log = log_dir.join(format!("redis-{store}.log"));
+                std::fs::write(&log, "").with_context(|| format!("creating {}", log.display()))?;
+                let redis = Redis::start(&log).await?;
+                eprintln!("    redis-server pid {} at {}", redis.pid(), redis.url());
+                Some(redis)
+            } else {
+                None
+            };
+            let launch = Launch {
+                binary: &binary,
+                database: &database,
+                jwt_secret: &format!("bench-{}-{}", Uuid::new_v4(), Uuid::new_v4()),
+                log_dir: &log_dir,
+                nodes,
+                redis: redis.as_ref(),
+            };
+            let result = run_store(&launch, &scenarios, &sizes, &http).await;
+            if let Some(redis) = redis
+                && let Err(err) = redis.stop().await
+            {
+                eprintln!("bench: warning: could not stop redis-server: {err:#}");
+            }
+            result
+        }
+        .await;
         if let Err(err) = database.destroy().await {
             eprintln!("bench: warning: could not remove the {store} database: {err:#}");
         }
@@ -204,48 +243,53 @@ async fn run(args: Args) -> Result<bool> {
     Ok(outcomes.iter().all(|o| o.problems.is_empty()))
 }
 
-/// Makes the users once, then runs each scenario on a freshly started server over
-/// the same database (so each measures a fresh process's CPU time and memory).
+/// Makes the users once, then runs each scenario on freshly started servers over
+/// the same database (so each measures fresh processes' CPU time and memory).
 async fn run_store(
-    database: &Database,
+    launch: &Launch<'_>,
     scenarios: &[Scenario],
     sizes: &Sizes,
-    binary: &Path,
     http: &reqwest::Client,
-    log_dir: &Path,
 ) -> Result<Vec<Outcome>> {
-    let store = database.kind();
-    let log = log_dir.join(format!("server-{store}.log"));
-    std::fs::write(&log, "").with_context(|| format!("creating {}", log.display()))?;
-    let secret = format!("bench-{}-{}", Uuid::new_v4(), Uuid::new_v4());
-    let launch = Launch {
-        binary,
-        database,
-        jwt_secret: &secret,
-        log: &log,
-    };
+    let store = launch.database.kind();
+    for node in 0..launch.nodes {
+        let log = launch.log(node);
+        std::fs::write(&log, "").with_context(|| format!("creating {}", log.display()))?;
+    }
 
     let pool = scenarios.iter().map(|s| s.users(sizes)).max().unwrap_or(0);
-    let server = Server::start(&launch, http).await?;
+    let servers = Nodes::start(launch, http).await?;
     eprintln!("    registering {pool} users");
-    let users = Api::new(http.clone(), &server.base_url)
+    let users = Api::new(http.clone(), &servers.first().base_url)
         .make_users(pool)
         .await;
-    server.stop().await?;
+    servers.stop().await?;
     let users = users?;
 
     let mut outcomes = Vec::new();
     for &scenario in scenarios {
-        let server = Server::start(&launch, http).await?;
-        eprintln!(
-            "==> {} on {store} (server pid {}, port {})",
-            scenario.name(),
-            server.pid(),
-            server.port
-        );
+        let servers = Nodes::start(launch, http).await?;
+        let server = servers.first();
+        if servers.count() > 1 {
+            eprintln!(
+                "==> {} on {store}, {} nodes (server pids {:?}, ports {:?})",
+                scenario.name(),
+                servers.count(),
+                servers.pids(),
+                servers.ports()
+            );
+        } else {
+            eprintln!(
+                "==> {} on {store} (server pid {}, port {})",
+                scenario.name(),
+                server.pid(),
+                server.port
+            );
+        }
         let api = Api::new(http.clone(), &server.base_url);
         let ctx = Ctx {
-            server: &server,
+            nodes: &servers,
+            server,
             api: &api,
             users: &users,
             sizes,
@@ -257,7 +301,7 @@ async fn run_store(
             Scenario::Ingest => scenarios::ingest::run(&ctx).await,
             Scenario::Rest => scenarios::rest::run(&ctx).await,
         };
-        server.stop().await?;
+        servers.stop().await?;
         let result = result.with_context(|| format!("the {} scenario", scenario.name()))?;
         for outcome in &result {
             for problem in &outcome.problems {
@@ -290,6 +334,51 @@ fn sizes(args: &Args) -> Sizes {
         ingest_chats: args.chats.unwrap_or(defaults.ingest_chats).max(1),
         ..defaults
     }
+}
+
+/// The scenarios to run, checked against `--nodes`: a cluster needs PostgreSQL, and
+/// runs only the scenarios that spread over nodes (`all` narrows to them; naming
+/// another one is refused).
+fn planned(args: &Args) -> Result<Vec<Scenario>> {
+    let scenarios = selected(&args.scenario);
+    if args.nodes <= 1 {
+        return Ok(scenarios);
+    }
+    if args.store != StoreArg::Postgres {
+        bail!(
+            "--nodes {} runs a cluster, whose nodes share one PostgreSQL database (the \
+             server refuses REDIS_URL on SQLite): add --store postgres",
+            args.nodes
+        );
+    }
+    let (clustered, single): (Vec<Scenario>, Vec<Scenario>) =
+        scenarios.into_iter().partition(|s| s.runs_on_a_cluster());
+    if single.is_empty() {
+        return Ok(clustered);
+    }
+    let names = |list: &[Scenario]| list.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ");
+    let named_one = args.scenario.iter().any(|a| {
+        *a != ScenarioArg::All
+            && single
+                .iter()
+                .any(|s| selected(std::slice::from_ref(a)).contains(s))
+    });
+    if named_one || clustered.is_empty() {
+        bail!(
+            "--nodes {} runs a cluster, where only fanout and ingest run (they spread \
+             their connections over the nodes; idle and rest measure one process): run \
+             {} with --nodes 1",
+            args.nodes,
+            names(&single)
+        );
+    }
+    eprintln!(
+        "bench: --nodes {}: running {} on the cluster, not {} (they measure one process)",
+        args.nodes,
+        names(&clustered),
+        names(&single)
+    );
+    Ok(clustered)
 }
 
 /// The scenarios named, in the canonical order, each once.
@@ -403,6 +492,34 @@ mod tests {
             selected(&[ScenarioArg::Rest, ScenarioArg::Fanout]),
             [Scenario::Fanout, Scenario::Rest]
         );
+    }
+
+    #[test]
+    fn a_cluster_needs_postgres_and_runs_what_spreads_over_nodes() {
+        let plan = |args: &[&str]| planned(&Args::parse_from(args));
+        assert!(plan(&["bench", "--nodes", "2"]).is_err());
+        assert!(plan(&["bench", "--nodes", "2", "--store", "both"]).is_err());
+        assert_eq!(
+            plan(&["bench", "--nodes", "2", "--store", "postgres"]).ok(),
+            Some(vec![Scenario::Fanout, Scenario::Ingest])
+        );
+        assert!(
+            plan(&[
+                "bench",
+                "--nodes",
+                "2",
+                "--store",
+                "postgres",
+                "--scenario",
+                "idle"
+            ])
+            .is_err()
+        );
+        assert_eq!(
+            plan(&["bench", "--scenario", "idle"]).ok(),
+            Some(vec![Scenario::Idle])
+        );
+        assert!(Args::try_parse_from(["bench", "--nodes", "0"]).is_err());
     }
 
     #[test]

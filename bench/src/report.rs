@@ -78,8 +78,20 @@ pub fn phase_outcome(
             format!("{} msg/s acked", thousands(result.messages_per_s()))
         },
         loss: format!("{}/{}", result.lost, result.duplicates),
-        cpu: cpu(result.server_cpu_s, result.span_s),
-        rss: format!("{} peak", mib(result.server_after.peak_rss_kib)),
+        cpu: match result.redis_cpu_s {
+            // A cluster: its servers together, then what Redis spent relaying.
+            Some(redis) => format!(
+                "{} over {} nodes + redis {redis:.1} s",
+                cpu(result.server_cpu_s, result.span_s),
+                result.nodes
+            ),
+            None => cpu(result.server_cpu_s, result.span_s),
+        },
+        rss: if result.nodes > 1 {
+            format!("{} peak (sum)", mib(result.server_after.peak_rss_kib))
+        } else {
+            format!("{} peak", mib(result.server_after.peak_rss_kib))
+        },
         ..Cells::default()
     }
     .with_latency(if deliveries {

@@ -7,6 +7,11 @@
 //! sequence numbers it got; each sender keeps the set the server acknowledged. After a
 //! phase, a number acknowledged but not received is lost, one received twice is a
 //! duplicate, one received after a larger one of the same sender is out of order.
+//!
+//! Against a cluster, the members of each room are spread round-robin over the nodes
+//! (senders too, as they are members), so that most deliveries cross from the sender's
+//! node to another one; each receiver then also splits its latencies by whether the
+//! sender was on its own node.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,7 +23,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::api::{Api, User};
-use crate::server::{ProcSample, Server};
+use crate::server::{Nodes, NodesSample, ProcSample};
 use crate::sio::{Connect, Handler, Liveness, Socket};
 use crate::stats::{Histogram, MAX_SEQ, SeqSet, now_ns};
 
@@ -76,6 +81,8 @@ struct Room {
 struct SenderSlot {
     /// Its number in the `clientMsgId`.
     number: u32,
+    /// The node (index into the ports) its connection is on.
+    node: usize,
     chat: String,
     out: mpsc::Sender<String>,
     book: Arc<SenderBook>,
@@ -87,6 +94,10 @@ pub struct Rig {
     rooms: Vec<Room>,
     senders: Vec<SenderSlot>,
     trackers: Vec<Arc<Mutex<Tracker>>>,
+    /// The node of each tracker's connection, by tracker index.
+    tracker_nodes: Vec<usize>,
+    /// How many nodes the connections are spread over.
+    nodes: usize,
     delivered: Arc<AtomicU64>,
     liveness: Arc<Liveness>,
     tasks: Vec<JoinHandle<()>>,
@@ -124,13 +135,22 @@ pub struct PhaseResult {
     pub unexpected: u64,
     /// Send → receive, over all deliveries.
     pub latency: Histogram,
+    /// In a cluster, send → receive split by where the receiver is: on the sender's
+    /// node, or on another one.
+    pub by_node: Option<NodeSplit>,
     /// Send → ack.
     pub ack_latency: Histogram,
-    /// Server CPU seconds (user + system) during the phase.
+    /// Server processes the load was spread over (1 outside a cluster).
+    pub nodes: usize,
+    /// Server CPU seconds (user + system) during the phase, all servers together.
     pub server_cpu_s: f64,
+    /// The same, server by server.
+    pub node_cpu_s: Vec<f64>,
+    /// The Redis server's CPU seconds during the phase, in a cluster.
+    pub redis_cpu_s: Option<f64>,
     /// This process's CPU seconds during the phase.
     pub client_cpu_s: f64,
-    /// Server memory at the end of the phase.
+    /// Server memory at the end of the phase, summed over the servers.
     pub server_after: ProcSample,
     /// Connections that ended before the rig closed them.
     pub dropped: u64,
@@ -222,8 +242,17 @@ impl PhaseResult {
             "reordered": self.reordered,
             "unexpected": self.unexpected,
             "latency": self.latency.summary(),
+            "latency_receiver_on_senders_node": self.by_node.as_ref().map(|s| s.same.summary()),
+            "latency_receiver_on_other_node": self.by_node.as_ref().map(|s| s.other.summary()),
             "ack_latency": self.ack_latency.summary(),
+            "nodes": self.nodes,
             "server_cpu_s": self.server_cpu_s,
+            "server_cpu_s_per_node": self.node_cpu_s,
+            // What carries over to other machines: the cost per unit of work.
+            "server_cpu_us_per_delivery": micros_per(self.server_cpu_s, self.deliveries),
+            "server_cpu_us_per_message": micros_per(self.server_cpu_s, self.acked),
+            "redis_cpu_s": self.redis_cpu_s,
+            "redis_cpu_us_per_delivery": self.redis_cpu_s.and_then(|s| micros_per(s, self.deliveries)),
             "client_cpu_s": self.client_cpu_s,
             "server_rss_kib": self.server_after.rss_kib,
             "server_peak_rss_kib": self.server_after.peak_rss_kib,
@@ -231,6 +260,20 @@ impl PhaseResult {
             "malformed_frames": self.malformed,
         })
     }
+}
+
+/// Send → receive latencies in a cluster, by where the receiver is.
+#[derive(Default)]
+pub struct NodeSplit {
+    /// Receivers on the sender's node.
+    pub same: Histogram,
+    /// Receivers on another node.
+    pub other: Histogram,
+}
+
+/// `seconds` in microseconds per one of `count`; `None` for none.
+fn micros_per(seconds: f64, count: u64) -> Option<f64> {
+    (count > 0).then(|| seconds * 1e6 / count as f64)
 }
 
 /// `count` per `seconds`, 0 for an empty span.
@@ -245,8 +288,14 @@ pub fn per_second(count: u64, seconds: f64) -> f64 {
 impl Rig {
     /// Creates `spec.rooms` chats from `users` (`spec.members` each, the first one the
     /// owner), connects every member, joins the rooms when asked, and starts the
-    /// connections' tasks.
-    pub async fn setup(api: &Api, port: u16, users: &[User], spec: RigSpec) -> Result<Self> {
+    /// connections' tasks. With several `ports` (the nodes of a cluster), member `m` of
+    /// room `r` connects to node `(r × members + m) mod nodes`: round-robin within each
+    /// room, senders (the first members) included.
+    pub async fn setup(api: &Api, ports: &[u16], users: &[User], spec: RigSpec) -> Result<Self> {
+        if ports.is_empty() {
+            anyhow::bail!("the rig needs at least one server port");
+        }
+        let node_of = |r: usize, m: usize| (r * spec.members + m) % ports.len();
         let needed = spec.rooms * spec.members;
         let users = users.get(..needed).with_context(|| {
             format!("the rig needs {needed} users, the pool has {}", users.len())
@@ -266,6 +315,7 @@ impl Rig {
                 .map(|(r, m)| {
                     let chat = &chats[r];
                     let user = &users[r * spec.members + m];
+                    let port = ports[node_of(r, m)];
                     async move {
                         let mut socket = Socket::connect(&Connect {
                             port,
@@ -298,17 +348,21 @@ impl Rig {
                 .collect(),
             senders: Vec::new(),
             trackers: Vec::new(),
+            tracker_nodes: Vec::new(),
+            nodes: ports.len(),
             delivered: Arc::new(AtomicU64::new(0)),
             liveness: Arc::new(Liveness::default()),
             tasks: Vec::new(),
             phase: 0,
         };
         for (r, m, socket) in sockets {
+            let node = node_of(r, m);
             let tracker = spec.join.then(|| {
                 let tracker = Arc::new(Mutex::new(Tracker::default()));
                 rig.rooms[r].trackers.push(rig.trackers.len());
                 rig.rooms[r].receivers += 1;
                 rig.trackers.push(Arc::clone(&tracker));
+                rig.tracker_nodes.push(node);
                 tracker
             });
             let (book, outgoing) = if m < spec.senders {
@@ -317,6 +371,7 @@ impl Rig {
                 rig.rooms[r].senders.push(rig.senders.len());
                 rig.senders.push(SenderSlot {
                     number: u32::try_from(rig.senders.len()).unwrap_or(u32::MAX),
+                    node,
                     chat: rig.rooms[r].chat.clone(),
                     out,
                     book: Arc::clone(&book),
@@ -338,18 +393,30 @@ impl Rig {
 
     /// Runs one phase: every sender sends for `duration`, flat out (a full window in
     /// flight) or paced so that all together send `rate` messages/s; then the last
-    /// acks and deliveries are awaited and everything is counted.
+    /// acks and deliveries are awaited and everything is counted. `servers` are the
+    /// processes whose CPU time and memory are measured (the ones the rig's ports
+    /// belong to).
     pub async fn run_phase(
         &mut self,
         rate: Option<f64>,
         duration: Duration,
-        server: &Server,
+        servers: &Nodes,
     ) -> Result<PhaseResult> {
         self.phase += 1;
         let phase = self.phase;
-        for tracker in &self.trackers {
+        // Senders are numbered in the order their connections came up, so which node
+        // each is on is only known once all are: handed to the trackers here.
+        let sender_nodes: Arc<[usize]> = self.senders.iter().map(|s| s.node).collect();
+        for (tracker, &node) in self.trackers.iter().zip(&self.tracker_nodes) {
             *lock(tracker) = Tracker {
                 phase,
+                split: (self.nodes > 1).then(|| {
+                    Box::new(TrackerSplit {
+                        node,
+                        sender_nodes: Arc::clone(&sender_nodes),
+                        latency: NodeSplit::default(),
+                    })
+                }),
                 ..Tracker::default()
             };
         }
@@ -360,7 +427,7 @@ impl Rig {
         let dropped_before = self.liveness.dropped.load(Ordering::Relaxed);
         let malformed_before = self.liveness.malformed.load(Ordering::Relaxed);
 
-        let server_before = server.sample()?;
+        let server_before = servers.sample()?;
         let client_before = ProcSample::own()?;
         let start = Instant::now();
         let start_ns = now_ns();
@@ -425,16 +492,21 @@ impl Rig {
         while Instant::now() < drain_until && self.delivered.load(Ordering::Relaxed) < expected {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let server_after = server.sample()?;
+        let server_after = servers.sample()?;
         let client_after = ProcSample::own()?;
+        let cpu = cpu_between(&server_before, &server_after);
 
         let mut result = PhaseResult {
             rate,
             sent,
             expected,
-            server_cpu_s: server_after.cpu_seconds - server_before.cpu_seconds,
+            nodes: self.nodes,
+            server_cpu_s: cpu.servers,
+            node_cpu_s: cpu.nodes,
+            redis_cpu_s: cpu.redis,
             client_cpu_s: client_after.cpu_seconds - client_before.cpu_seconds,
-            server_after,
+            server_after: server_after.servers(),
+            by_node: (self.nodes > 1).then(NodeSplit::default),
             dropped: self.liveness.dropped.load(Ordering::Relaxed) - dropped_before,
             first_drop: self.liveness.first_drop(),
             malformed: self.liveness.malformed.load(Ordering::Relaxed) - malformed_before,
@@ -460,6 +532,10 @@ impl Rig {
                 result.reordered += tracker.reordered;
                 result.malformed += tracker.unreadable;
                 result.latency.merge(&tracker.latency);
+                if let (Some(sum), Some(split)) = (&mut result.by_node, &tracker.split) {
+                    sum.same.merge(&split.latency.same);
+                    sum.other.merge(&split.latency.other);
+                }
                 last_ns = last_ns.max(tracker.last_ns);
                 for &s in &room.senders {
                     let sender = &self.senders[s];
@@ -490,6 +566,34 @@ impl Rig {
         for task in &self.tasks {
             task.abort();
         }
+    }
+}
+
+/// CPU seconds spent between two samples of the same servers.
+struct CpuSpent {
+    /// All servers together.
+    servers: f64,
+    /// Server by server.
+    nodes: Vec<f64>,
+    /// The Redis server, in a cluster.
+    redis: Option<f64>,
+}
+
+/// What the servers (and Redis) spent between `before` and `after`.
+fn cpu_between(before: &NodesSample, after: &NodesSample) -> CpuSpent {
+    let nodes: Vec<f64> = after
+        .nodes
+        .iter()
+        .zip(&before.nodes)
+        .map(|(a, b)| a.cpu_seconds - b.cpu_seconds)
+        .collect();
+    CpuSpent {
+        servers: nodes.iter().sum(),
+        nodes,
+        redis: after
+            .redis
+            .zip(before.redis)
+            .map(|(a, b)| a.cpu_seconds - b.cpu_seconds),
     }
 }
 
@@ -629,7 +733,19 @@ struct Tracker {
     reordered: u64,
     unreadable: u64,
     latency: Histogram,
+    /// In a cluster: the latencies again, by whether the sender was on this
+    /// receiver's node (boxed: two more histograms only when there are nodes).
+    split: Option<Box<TrackerSplit>>,
     last_ns: u64,
+}
+
+/// What a receiver in a cluster needs to split its latencies by node.
+struct TrackerSplit {
+    /// The receiver's node.
+    node: usize,
+    /// Each sender's node, by sender number.
+    sender_nodes: Arc<[usize]>,
+    latency: NodeSplit,
 }
 
 impl Tracker {
@@ -675,7 +791,15 @@ impl Tracker {
             Some(highest) if seq < highest => self.reordered += 1,
             _ => self.highest[sender] = Some(seq),
         }
-        self.latency.record_ns(now.saturating_sub(sent_ns));
+        let latency = now.saturating_sub(sent_ns);
+        self.latency.record_ns(latency);
+        if let Some(split) = &mut self.split {
+            if split.sender_nodes.get(sender) == Some(&split.node) {
+                split.latency.same.record_ns(latency);
+            } else {
+                split.latency.other.record_ns(latency);
+            }
+        }
         self.last_ns = now;
         true
     }

@@ -1,7 +1,8 @@
 //! The server under test: its database (a fresh SQLite data directory or a fresh
-//! PostgreSQL database, removed afterwards), its process (started on a free loopback
-//! port, restarted between scenarios so each one measures a fresh process), and what
-//! `/proc` says about that process's CPU time and memory.
+//! PostgreSQL database, removed afterwards), its processes (one, or the nodes of a
+//! cluster, each started on a free loopback port and restarted between scenarios so
+//! each one measures fresh processes), and what `/proc` says about their CPU time and
+//! memory.
 
 use std::fmt;
 use std::fs::{self, File};
@@ -11,14 +12,18 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use serde_json::Value;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use tokio::process::{Child, Command};
 use uuid::Uuid;
 
+use crate::redis::Redis;
+
 /// The PostgreSQL server databases are created in when `DATABASE_URL` is unset.
 const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
-/// How long a fresh server may take to answer `GET /healthz`.
+/// How long a fresh server may take to answer `GET /healthz` (and, as a cluster node,
+/// to report itself connected on `GET /readyz`).
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The kernel's clock ticks per second in `/proc/<pid>/stat` (`USER_HZ`, 100 on every
@@ -149,32 +154,52 @@ pub struct Server {
     pid: u32,
 }
 
-/// How to start the server: the binary, the database, the signing key and where its
-/// log goes.
+/// How to start the server: the binary, the database, the signing key, the cluster
+/// (if any) and where the logs go.
 pub struct Launch<'a> {
     /// The `server` binary (a release build).
     pub binary: &'a Path,
-    /// The database to use.
+    /// The database to use (shared by every node).
     pub database: &'a Database,
-    /// `JWT_SECRET`, the same across restarts so tokens stay valid.
+    /// `JWT_SECRET`, the same across restarts and nodes so tokens stay valid everywhere.
     pub jwt_secret: &'a str,
-    /// File the server's stdout and stderr are appended to.
-    pub log: &'a Path,
+    /// The folder the logs go to.
+    pub log_dir: &'a Path,
+    /// Server processes per start: 1, or the nodes of a cluster.
+    pub nodes: usize,
+    /// The Redis server the nodes meet on (`REDIS_URL`); `None` for a lone server.
+    pub redis: Option<&'a Redis>,
+}
+
+impl Launch<'_> {
+    /// The file node `node`'s stdout and stderr are appended to: `server-<store>.log`
+    /// for a lone server, `server-<store>-node<n>.log` (from 1) in a cluster.
+    pub fn log(&self, node: usize) -> PathBuf {
+        let store = self.database.kind();
+        if self.nodes > 1 {
+            self.log_dir
+                .join(format!("server-{store}-node{}.log", node + 1))
+        } else {
+            self.log_dir.join(format!("server-{store}.log"))
+        }
+    }
 }
 
 impl Server {
-    /// Starts the server on a free loopback port and waits until `GET /healthz` answers.
-    pub async fn start(launch: &Launch<'_>, http: &reqwest::Client) -> Result<Self> {
+    /// Starts server `node` of the launch on a free loopback port and waits until
+    /// `GET /healthz` answers (and, in a cluster, until `GET /readyz` says the node
+    /// hears the others).
+    pub async fn start(launch: &Launch<'_>, node: usize, http: &reqwest::Client) -> Result<Self> {
         let port = free_port()?;
+        let log_path = launch.log(node);
         let log = File::options()
             .create(true)
             .append(true)
-            .open(launch.log)
-            .with_context(|| format!("opening the server log {}", launch.log.display()))?;
+            .open(&log_path)
+            .with_context(|| format!("opening the server log {}", log_path.display()))?;
         let log_err = log.try_clone()?;
         let mut command = Command::new(launch.binary);
         command
-            .env_remove("REDIS_URL")
             .env_remove("PASSWORD_MIN_LENGTH")
             .env("HOST", "127.0.0.1")
             .env("PORT", port.to_string())
@@ -194,6 +219,10 @@ impl Server {
                 command.env("DATABASE_URL", url).env_remove("DATA_DIR");
             }
         }
+        match launch.redis {
+            Some(redis) => command.env("REDIS_URL", redis.url()),
+            None => command.env_remove("REDIS_URL"),
+        };
         let child = command
             .spawn()
             .with_context(|| format!("starting {}", launch.binary.display()))?;
@@ -204,7 +233,10 @@ impl Server {
             child,
             pid,
         };
-        server.wait_until_healthy(http, launch.log).await?;
+        server.wait_until_healthy(http, &log_path).await?;
+        if launch.redis.is_some() {
+            server.wait_until_in_cluster(http, &log_path).await?;
+        }
         Ok(server)
     }
 
@@ -233,6 +265,35 @@ impl Server {
         }
     }
 
+    /// Polls `/readyz` until it says `"cluster":"connected"`: the node is subscribed
+    /// to the cluster's channel, so no event published from now on can miss it.
+    async fn wait_until_in_cluster(&mut self, http: &reqwest::Client, log: &Path) -> Result<()> {
+        let started = Instant::now();
+        let url = format!("{}/readyz", self.base_url);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "the server exited ({status}) before joining the cluster; see {}",
+                    log.display()
+                );
+            }
+            let answer = http.get(&url).timeout(Duration::from_secs(1)).send().await;
+            if let Ok(answer) = answer
+                && let Ok(body) = answer.json::<Value>().await
+                && body.get("cluster").and_then(Value::as_str) == Some("connected")
+            {
+                return Ok(());
+            }
+            if started.elapsed() > STARTUP_TIMEOUT {
+                bail!(
+                    "GET /readyz did not say \"cluster\":\"connected\" within {STARTUP_TIMEOUT:?}; see {}",
+                    log.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The process's CPU time and memory now.
     pub fn sample(&self) -> Result<ProcSample> {
         ProcSample::of(self.pid)
@@ -251,9 +312,103 @@ impl Server {
     }
 }
 
+/// The server processes of one start: a lone server, or the nodes of a cluster (all
+/// on one database, one JWT secret and one Redis). Dropping it kills them.
+pub struct Nodes {
+    servers: Vec<Server>,
+    redis_pid: Option<u32>,
+}
+
+impl Nodes {
+    /// Starts `launch.nodes` servers one after the other (so that only the first one
+    /// can have migrations to run), each ready before the next starts.
+    pub async fn start(launch: &Launch<'_>, http: &reqwest::Client) -> Result<Self> {
+        let mut servers = Vec::with_capacity(launch.nodes);
+        for node in 0..launch.nodes.max(1) {
+            let server = Server::start(launch, node, http)
+                .await
+                .with_context(|| format!("starting node {} of {}", node + 1, launch.nodes))?;
+            servers.push(server);
+        }
+        Ok(Self {
+            servers,
+            redis_pid: launch.redis.map(Redis::pid),
+        })
+    }
+
+    /// The first server: the one the REST client talks to, and the only one outside a
+    /// cluster.
+    pub fn first(&self) -> &Server {
+        // `start` makes at least one.
+        &self.servers[0]
+    }
+
+    /// How many servers run.
+    pub fn count(&self) -> usize {
+        self.servers.len()
+    }
+
+    /// Every server's port, node by node.
+    pub fn ports(&self) -> Vec<u16> {
+        self.servers.iter().map(|s| s.port).collect()
+    }
+
+    /// Every server's process id, node by node.
+    pub fn pids(&self) -> Vec<u32> {
+        self.servers.iter().map(Server::pid).collect()
+    }
+
+    /// Each server's CPU time and memory now, and the Redis server's.
+    pub fn sample(&self) -> Result<NodesSample> {
+        Ok(NodesSample {
+            nodes: self
+                .servers
+                .iter()
+                .map(Server::sample)
+                .collect::<Result<_>>()?,
+            redis: self.redis_pid.map(ProcSample::of).transpose()?,
+        })
+    }
+
+    /// Kills every server and waits for each.
+    pub async fn stop(self) -> Result<()> {
+        let mut first_error = None;
+        for server in self.servers {
+            if let Err(err) = server.stop().await {
+                first_error.get_or_insert(err);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// What `/proc` says about the servers of a start and their Redis at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct NodesSample {
+    /// Each server's, node by node.
+    pub nodes: Vec<ProcSample>,
+    /// The Redis server's, in a cluster.
+    pub redis: Option<ProcSample>,
+}
+
+impl NodesSample {
+    /// The servers together: CPU time, resident and peak memory summed (peaks that
+    /// need not have been reached at the same moment, so an upper bound of the
+    /// cluster's peak).
+    pub fn servers(&self) -> ProcSample {
+        self.nodes
+            .iter()
+            .fold(ProcSample::default(), |sum, s| ProcSample {
+                cpu_seconds: sum.cpu_seconds + s.cpu_seconds,
+                rss_kib: sum.rss_kib + s.rss_kib,
+                peak_rss_kib: sum.peak_rss_kib + s.peak_rss_kib,
+            })
+    }
+}
+
 /// A free TCP port on the loopback interface (free when asked; the server binds it
 /// right after).
-fn free_port() -> Result<u16> {
+pub fn free_port() -> Result<u16> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
     Ok(listener.local_addr()?.port())
 }

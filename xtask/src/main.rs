@@ -23,7 +23,8 @@ commands:
                   on PostgreSQL and on SQLite
   tidy            every .rs file starts with `//!`; the domain depends on no I/O crate
   ci              what CI runs: fmt check, clippy -D warnings, tidy, `test`, then
-                  `bench --quick` (a smoke test of the harness, never a timing)
+                  `bench --quick` and `bench --quick --nodes 2 --store postgres`
+                  (smoke tests of the harness, alone and as a cluster, never a timing)
   bench [args...] build the server and the load generator in release, then run the
                   benchmarks (`bench --help` lists the options; `--quick` is a smoke
                   test); JSON goes to target/bench/results.json. See BENCHMARKS.md
@@ -177,7 +178,8 @@ fn bench(root: &Path, extra: &[OsString]) -> Result<()> {
     Ok(())
 }
 
-/// `cargo xtask ci`: formatting, lints, tidy checks, then the whole test suite.
+/// `cargo xtask ci`: formatting, lints, tidy checks, the whole test suite, then the
+/// benchmark harness's smoke tests (one server on SQLite; a two-node cluster).
 fn ci(root: &Path) -> Result<()> {
     cargo(root, &["fmt", "--all", "--", "--check"], &[])?;
     cargo(
@@ -196,7 +198,13 @@ fn ci(root: &Path) -> Result<()> {
     test(root, &[])?;
     // A smoke test of the benchmark harness: it checks that messages flowed with none
     // lost, duplicated or reordered, never a timing.
-    bench(root, &[OsString::from("--quick")])
+    bench(root, &[OsString::from("--quick")])?;
+    // The same for a two-node cluster over Redis (about 10 s more): messages that
+    // cross from one node to the other must arrive, once and in order, too.
+    bench(
+        root,
+        &["--quick", "--nodes", "2", "--store", "postgres"].map(OsString::from),
+    )
 }
 
 /// Checks the conventions the compiler does not: leading `//!` docs and the purity of

@@ -1,6 +1,7 @@
 //! Ingest: many senders across several chats, each with a window of unacknowledged
 //! `messages:create` in flight, nobody in the rooms. Measures stored and acknowledged
-//! messages/s and the send → ack latency.
+//! messages/s and the send → ack latency. Against a cluster the senders of each chat
+//! are spread over the nodes, so they take their turns across processes.
 
 use anyhow::Result;
 use serde_json::json;
@@ -23,10 +24,11 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<Vec<Outcome>> {
         "    {} chats × {} senders, window {}, for {:?}",
         spec.rooms, spec.senders, spec.window, sizes.duration
     );
-    let mut rig = Rig::setup(ctx.api, ctx.server.port, ctx.users, spec).await?;
-    let result = rig.run_phase(None, sizes.duration, ctx.server).await?;
+    let mut rig = Rig::setup(ctx.api, &ctx.nodes.ports(), ctx.users, spec).await?;
+    let result = rig.run_phase(None, sizes.duration, ctx.nodes).await?;
     rig.close();
     let setup = json!({
+        "nodes": ctx.nodes.count(),
         "chats": spec.rooms,
         "senders_per_chat": spec.senders,
         "window": spec.window,

@@ -1,5 +1,5 @@
-//! The scenarios, their sizes, and what each needs from a run: the server under test,
-//! a REST client of it and the pool of users.
+//! The scenarios, their sizes, and what each needs from a run: the server (or the
+//! cluster's nodes) under test, a REST client of it and the pool of users.
 
 pub mod fanout;
 pub mod idle;
@@ -9,7 +9,7 @@ pub mod rest;
 use std::time::Duration;
 
 use crate::api::{Api, User};
-use crate::server::{Server, StoreKind};
+use crate::server::{Nodes, Server, StoreKind};
 
 /// A scenario of the benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -36,6 +36,14 @@ impl Scenario {
             Self::Ingest => "ingest",
             Self::Rest => "rest",
         }
+    }
+
+    /// Whether it can run against a cluster (`--nodes` 2 or more). Fan-out and
+    /// ingest spread their connections over the nodes; idle and rest measure one
+    /// process (its memory per connection, its REST paths), which a cluster would
+    /// only blur.
+    pub fn runs_on_a_cluster(self) -> bool {
+        matches!(self, Self::Fanout | Self::Ingest)
     }
 
     /// How many users of the pool it uses.
@@ -162,9 +170,11 @@ impl Sizes {
 
 /// What a scenario runs against.
 pub struct Ctx<'a> {
-    /// The server, freshly started for this scenario.
+    /// The servers, freshly started for this scenario: one, or a cluster's nodes.
+    pub nodes: &'a Nodes,
+    /// The first of them (the only one outside a cluster).
     pub server: &'a Server,
-    /// A REST client of it.
+    /// A REST client of the first server.
     pub api: &'a Api,
     /// The users made for this store.
     pub users: &'a [User],

@@ -75,7 +75,7 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<Vec<Outcome>> {
         window: 32,
         join: true,
     };
-    let mut rig = Rig::setup(ctx.api, ctx.server.port, ctx.users, spec).await?;
+    let mut rig = Rig::setup(ctx.api, &ctx.nodes.ports(), ctx.users, spec).await?;
     let setup = json!({
         "members": spec.members,
         "senders": spec.senders,
@@ -87,7 +87,7 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<Vec<Outcome>> {
         spec.members, sizes.storm_rate
     );
     let calm = rig
-        .run_phase(Some(sizes.storm_rate), sizes.duration, ctx.server)
+        .run_phase(Some(sizes.storm_rate), sizes.duration, ctx.nodes)
         .await?;
     outcomes.push(phase_outcome(
         Scenario::Rest.name(),
@@ -108,7 +108,7 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<Vec<Outcome>> {
         sizes.duration,
     ));
     let stormy = rig
-        .run_phase(Some(sizes.storm_rate), sizes.duration, ctx.server)
+        .run_phase(Some(sizes.storm_rate), sizes.duration, ctx.nodes)
         .await?;
     let storm = storm.await.context("the login storm failed")??;
     rig.close();
