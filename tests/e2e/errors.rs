@@ -170,12 +170,19 @@ async fn text_with_a_nul_character_is_a_400_on_its_field_and_stores_nothing() {
     let app = TestServer::spawn().await;
     let (_, alice) = app.user_with_token("alice").await;
     let problem = assert_problem(
-        app.post("/chats", Some(&alice), &json!({"name": "a\0b", "members": []}))
-            .await,
+        app.post(
+            "/chats",
+            Some(&alice),
+            &json!({"name": "a\0b", "members": []}),
+        )
+        .await,
         StatusCode::BAD_REQUEST,
     )
     .await;
-    assert!(error_fields(&problem).contains(&"name".to_owned()), "{problem}");
+    assert!(
+        error_fields(&problem).contains(&"name".to_owned()),
+        "{problem}"
+    );
     assert!(app.chats(&alice).await.is_empty());
 
     let (bob_id, _) = app.user_with_token("bob").await;
@@ -190,7 +197,9 @@ async fn text_with_a_nul_character_is_a_400_on_its_field_and_stores_nothing() {
         let exception = socket.expect_event("exception").await;
         assert_eq!(exception["event"], "messages:create", "{exception}");
         assert!(
-            exception["message"].as_str().is_some_and(|m| m.contains("NUL")),
+            exception["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("NUL")),
             "{exception}"
         );
     }
