@@ -180,8 +180,7 @@ async fn run(
 
 /// A message as the batch statement reads it: `[id, chat, sender, content, client id]`
 /// in a JSON array, each a hex string (ids as 32 digits, texts as their UTF-8 bytes) or
-/// `null`. Hex needs no escaping, and `unhex` gives back every byte of a text, even a
-/// NUL that a JSON string would cut short.
+/// `null`. Hex needs no escaping, and `unhex` gives back every byte of a text.
 fn push_json_row(json: &mut String, id: Uuid, message: &NewMessage) {
     let client_msg_id = message.client_msg_id.as_ref().map(ClientMsgId::as_str);
     // Writing to a String cannot fail.

@@ -181,11 +181,11 @@ async fn messages_begun_together_are_committed_in_one_transaction_each_answered_
 }
 
 #[tokio::test]
-async fn texts_are_stored_byte_for_byte_even_with_a_nul() {
+async fn texts_are_stored_byte_for_byte_with_quotes_escapes_and_control_characters() {
     with_db(|db| async move {
         let alice = user(&db, "alice").await;
         let c = chat(&db, "c", alice.id, &[]).await;
-        let text = "a\0b \"q\" \\ ü 🦀 \u{7f}";
+        let text = "a\u{1}b \"q\" \\ ü 🦀 \u{7f}\n";
         let (message, _) = db
             .messages
             .insert(&new_message(c.id, alice.id, text, Some(text)))
