@@ -72,9 +72,17 @@ fn chats() -> MockChatRepository {
             }),
         )
     });
-    chats
-        .expect_is_member()
-        .returning(|_, user| Ok(user == user_id(2)));
+    chats.expect_find_with_member().returning(|id, user| {
+        Ok((id == ChatId::from_uuid(Uuid::from_u128(CHAT))).then(|| {
+            let chat = Chat {
+                id,
+                name: ChatName::parse("general").unwrap(),
+                owner_id: user_id(1),
+                created_at: OffsetDateTime::UNIX_EPOCH,
+            };
+            (chat, user == user_id(1) || user == user_id(2))
+        }))
+    });
     chats
 }
 

@@ -33,6 +33,14 @@ struct ChatRow {
     created_at: OffsetDateTime,
 }
 
+/// A `chats` row with whether a given user is a member.
+#[derive(sqlx::FromRow)]
+struct ChatAccessRow {
+    #[sqlx(flatten)]
+    chat: ChatRow,
+    is_member: bool,
+}
+
 impl TryFrom<ChatRow> for Chat {
     type Error = StoreError;
 
@@ -150,6 +158,27 @@ impl ChatRepository for PgChatRepository {
                 .await
                 .map_err(store_error)?;
         row.map(Chat::try_from).transpose()
+    }
+
+    #[tracing::instrument(skip_all, fields(chat_id = %id, user_id = %user))]
+    async fn find_with_member(
+        &self,
+        id: ChatId,
+        user: UserId,
+    ) -> Result<Option<(Chat, bool)>, StoreError> {
+        let row: Option<ChatAccessRow> = sqlx::query_as(
+            "select c.id, c.name, c.owner_id, c.created_at,
+                    exists (select 1 from chat_members m
+                            where m.chat_id = c.id and m.user_id = $2) as is_member
+             from chats c where c.id = $1",
+        )
+        .bind(id.as_uuid())
+        .bind(user.as_uuid())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        row.map(|row| Ok((Chat::try_from(row.chat)?, row.is_member)))
+            .transpose()
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user))]

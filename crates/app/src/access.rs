@@ -12,9 +12,12 @@ pub(crate) async fn chat_for_member(
     caller: UserId,
     id: ChatId,
 ) -> Result<Chat, AppError> {
-    let chat = existing_chat(chats, id).await?;
-    // The owner is always a member; skip the lookup for them.
-    if chat.is_owned_by(caller) || chats.is_member(id, caller).await? {
+    // One look-up for both checks: this runs before every message sent.
+    let (chat, is_member) = chats
+        .find_with_member(id, caller)
+        .await?
+        .ok_or(AppError::ChatNotFound)?;
+    if is_member || chat.is_owned_by(caller) {
         Ok(chat)
     } else {
         Err(AppError::NotMember)

@@ -281,9 +281,9 @@ mod tests {
         chats
             .expect_find()
             .returning(|id| Ok((id == chat_id(1)).then(|| chat(1, 1))));
-        chats
-            .expect_is_member()
-            .returning(|_, user| Ok(user == user_id(1) || user == user_id(2)));
+        chats.expect_find_with_member().returning(|id, user| {
+            Ok((id == chat_id(1)).then(|| (chat(1, 1), user == user_id(1) || user == user_id(2))))
+        });
         chats
     }
 

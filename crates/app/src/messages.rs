@@ -137,9 +137,9 @@ mod tests {
         chats
             .expect_find()
             .returning(|id| Ok((id == chat_id(1)).then(|| chat(1, 1))));
-        chats
-            .expect_is_member()
-            .returning(|_, user| Ok(user == user_id(2)));
+        chats.expect_find_with_member().returning(|id, user| {
+            Ok((id == chat_id(1)).then(|| (chat(1, 1), user == user_id(1) || user == user_id(2))))
+        });
         chats
     }
 
@@ -373,15 +373,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_owner_reads_history_without_a_membership_lookup() {
+    async fn one_look_up_serves_both_access_checks() {
         let mut chats = MockChatRepository::new();
-        chats.expect_find().returning(|_| Ok(Some(chat(1, 1))));
+        chats
+            .expect_find_with_member()
+            .times(1)
+            .returning(|_, _| Ok(Some((chat(1, 1), true))));
+        chats.expect_find().never();
         chats.expect_is_member().never();
         let mut messages = MockMessageRepository::new();
         messages.expect_history().returning(|_, _| Ok(Vec::new()));
         let svc = service(chats, messages, MockNotifier::new());
         assert!(
-            svc.history(user_id(1), chat_id(1), page())
+            svc.history(user_id(2), chat_id(1), page())
                 .await
                 .unwrap()
                 .is_empty()

@@ -78,6 +78,17 @@ pub trait ChatRepository: Send + Sync {
     /// [`StoreError::Unavailable`] only.
     async fn find(&self, id: ChatId) -> Result<Option<Chat>, StoreError>;
 
+    /// The chat with this id and whether `user` is one of its members, in one look-up:
+    /// the access check most chat operations start with.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] only.
+    async fn find_with_member(
+        &self,
+        id: ChatId,
+        user: UserId,
+    ) -> Result<Option<(Chat, bool)>, StoreError>;
+
     /// The chats `user` is a member of, newest first.
     ///
     /// # Errors

@@ -72,6 +72,28 @@ pub async fn finding_an_unknown_chat_finds_nothing(db: &dyn Fixture) {
     assert_eq!(db.chats().find(unknown_chat()).await.unwrap(), None);
 }
 
+/// The access look-up: the chat with whether the user is a member, in one answer; a
+/// removed member is no longer one; an unknown chat is nothing.
+pub async fn a_chat_is_found_with_whether_the_user_is_a_member(db: &dyn Fixture) {
+    let alice = user(db, "alice").await;
+    let bob = user(db, "bob").await;
+    let carol = user(db, "carol").await;
+    let c = chat(db, "c", alice.id, &[bob.id]).await;
+    let found = |who| async move { db.chats().find_with_member(c.id, who).await.unwrap() };
+    assert_eq!(found(alice.id).await, Some((c.clone(), true)));
+    assert_eq!(found(bob.id).await, Some((c.clone(), true)));
+    assert_eq!(found(carol.id).await, Some((c.clone(), false)));
+    db.chats().remove_members(c.id, &[bob.id]).await.unwrap();
+    assert_eq!(found(bob.id).await, Some((c.clone(), false)));
+    assert_eq!(
+        db.chats()
+            .find_with_member(unknown_chat(), alice.id)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
 /// A member's chats, owned or joined, newest first; others' chats are left out.
 pub async fn a_members_chats_are_listed_newest_first(db: &dyn Fixture) {
     let alice = user(db, "alice").await;

@@ -132,6 +132,7 @@ macro_rules! contract_tests {
                 creating_a_chat_with_an_unknown_member_is_unknown_user_and_stores_nothing,
                 creating_a_chat_for_an_unknown_owner_is_unknown_user,
                 finding_an_unknown_chat_finds_nothing,
+                a_chat_is_found_with_whether_the_user_is_a_member,
                 a_members_chats_are_listed_newest_first,
                 adding_members_returns_only_those_newly_added_in_the_order_given,
                 adding_an_unknown_user_is_unknown_user_and_adds_nobody,
