@@ -214,18 +214,6 @@ impl ChatRepository for SqliteChatRepository {
         rows.into_iter().map(Chat::try_from).collect()
     }
 
-    #[tracing::instrument(skip_all, fields(chat_id = %chat, user_id = %user))]
-    async fn is_member(&self, chat: ChatId, user: UserId) -> Result<bool, StoreError> {
-        sqlx::query_scalar(
-            "select exists (select 1 from chat_members where chat_id = ?1 and user_id = ?2)",
-        )
-        .bind(chat.as_uuid())
-        .bind(user.as_uuid())
-        .fetch_one(self.pools.read())
-        .await
-        .map_err(store_error)
-    }
-
     #[tracing::instrument(skip_all, fields(user_id = %user, chats = chats.len()))]
     async fn not_member_of(
         &self,

@@ -380,7 +380,6 @@ mod tests {
             .times(1)
             .returning(|_, _| Ok(Some((chat(1, 1), true))));
         chats.expect_find().never();
-        chats.expect_is_member().never();
         let mut messages = MockMessageRepository::new();
         messages.expect_history().returning(|_, _| Ok(Vec::new()));
         let svc = service(chats, messages, MockNotifier::new());

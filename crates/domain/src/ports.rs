@@ -95,12 +95,6 @@ pub trait ChatRepository: Send + Sync {
     /// [`StoreError::Unavailable`] only.
     async fn list_for_member(&self, user: UserId) -> Result<Vec<Chat>, StoreError>;
 
-    /// Whether `user` is a member of `chat`.
-    ///
-    /// # Errors
-    /// [`StoreError::Unavailable`] only.
-    async fn is_member(&self, chat: ChatId, user: UserId) -> Result<bool, StoreError>;
-
     /// Of `chats`, those `user` is not a member of (or that do not exist), in the order given.
     ///
     /// # Errors

@@ -260,7 +260,7 @@ async fn many_concurrent_writers_and_readers_never_find_the_database_locked() {
                         messages
                             .insert(&new_message(mine.id, me.id, &text, Some(&text)))
                             .await?;
-                        chats.is_member(room.id, me.id).await?;
+                        chats.find_with_member(room.id, me.id).await?;
                     }
                     chats.remove_members(mine.id, &[owner.id]).await?;
                     Ok::<_, StoreError>(())
