@@ -14,7 +14,7 @@
 mod envelope;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -66,8 +66,7 @@ pub struct RedisDelivery {
 struct Shared {
     node: Uuid,
     local: Arc<LocalDelivery>,
-    subscribed: AtomicBool,
-    /// The same as `subscribed`, for those who wait for a change.
+    /// Whether the listener is subscribed; receivers see each change.
     link: watch::Sender<bool>,
     own: Mutex<HashMap<u64, OwnEvent>>,
 }
@@ -106,7 +105,6 @@ impl RedisDelivery {
         let shared = Arc::new(Shared {
             node: Uuid::new_v4(),
             local,
-            subscribed: AtomicBool::new(false),
             link: watch::Sender::new(false),
             own: Mutex::new(HashMap::new()),
         });
@@ -122,7 +120,7 @@ impl RedisDelivery {
     /// Whether this node is subscribed to the cluster's channel right now, i.e. hears
     /// the other nodes.
     pub fn is_connected(&self) -> bool {
-        self.shared.subscribed.load(Ordering::Acquire)
+        *self.shared.link.borrow()
     }
 
     /// Follows [`RedisDelivery::is_connected`]: a receiver that sees each change.
@@ -178,7 +176,6 @@ impl Delivery for RedisDelivery {
 
 impl Shared {
     fn set_subscribed(&self, subscribed: bool) {
-        self.subscribed.store(subscribed, Ordering::Release);
         self.link.send_replace(subscribed);
     }
 
@@ -340,7 +337,6 @@ mod tests {
         let shared = Shared {
             node: Uuid::new_v4(),
             local: Arc::new(LocalDelivery::new(hub)),
-            subscribed: AtomicBool::new(true),
             link: watch::Sender::new(true),
             own: Mutex::new(HashMap::new()),
         };
