@@ -66,7 +66,7 @@ impl PostgresStore {
             .await
             .map_err(PostgresError::Connect)?;
         let store = Self {
-            writer: MessageWriter::start(pool.clone()),
+            writer: message_writer::start(pool.clone()),
             pool,
         };
         store.migrate().await?;

@@ -1,22 +1,14 @@
-//! Group commit of new messages: one task per store takes the messages waiting in a
-//! queue and stores them together, in one statement, one transaction and one WAL flush.
+//! Group commit of new messages, on PostgreSQL: the store's [`GroupCommit`] task takes
+//! the messages waiting in its queue and this writer stores them in one statement, one
+//! transaction and one WAL flush (the queue, the order, back-pressure and the answers to
+//! each caller are `group-commit`'s).
 //!
-//! A durable commit waits for a WAL flush however few rows it holds, and each message
-//! used to cost a round trip and a commit of its own. Here a caller of
-//! [`MessageWriter::insert`] queues its message with a one-shot channel for the answer
-//! and waits; the writer task takes whatever is queued (up to [`MAX_BATCH`]), stores it
-//! with one multi-row `insert … select from unnest(…)`, which as a single statement is
-//! its own transaction, and answers every caller once it has committed. Nothing is held
-//! back to wait for more: a lone message is committed at once, and batches grow by
-//! themselves while a commit is under way (natural batching).
-//!
-//! - **Order.** One task, a FIFO queue, one batch at a time, and rows inserted in the
-//!   order of their position in the batch: the identity `seq` follows the order in
-//!   which messages were queued (a caller's message is queued on the first poll of its
-//!   insert, unless the queue is full). `created_at` is the transaction's start
-//!   (`current_timestamp`, the column's default): equal within a batch, and a batch
-//!   starts only after the one before committed, so it never decreases along `seq`
-//!   (unless the clock steps back).
+//! - **One statement.** A multi-row `insert … select from unnest(…)`, as a single
+//!   statement its own transaction. Rows go in by their position in the batch, so the
+//!   identity `seq` follows the order in which messages were queued. `created_at` is
+//!   the transaction's start (`current_timestamp`, the column's default): equal within
+//!   a batch, and a batch starts only after the one before committed, so it never
+//!   decreases along `seq` (unless the clock steps back).
 //! - **Per-message answers without aborting the batch.** In PostgreSQL an error
 //!   aborts the whole transaction, so the statement raises none for one message: its
 //!   `where` leaves out a message whose chat or sender does not exist (locking the rows
@@ -32,196 +24,106 @@
 //!   19.8 ms on the benchmark machine.
 //! - **Failures.** If the statement fails (the connection, the commit), every caller
 //!   of that batch gets [`StoreError::Unavailable`]: nothing is acknowledged that was
-//!   not committed. The connection is discarded, and the task goes on with the next
-//!   batch on a fresh one.
-//! - **Connection.** The task keeps one pooled connection while messages keep coming
-//!   (no checkout and health check per batch), and gives it back after
-//!   [`IDLE_RELEASE`] without work.
+//!   not committed. The connection is discarded, and the next batch gets a fresh one.
+//! - **Connection.** The writer keeps one pooled connection while messages keep coming
+//!   (no checkout and health check per batch), and gives it back after a second
+//!   without work.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use domain::{ClientMsgId, Message, NewMessage, StoreError};
+use group_commit::{BatchWriter, GroupCommit, Limits, NotWritten};
 use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, PgPool, Postgres};
-use tokio::sync::{Notify, mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use crate::error::{Inconsistent, store_error};
 use crate::messages::MessageRow;
 
-/// Most messages stored in one statement. Large enough that a busy store commits
-/// hundreds per WAL flush; small enough that one batch's parameters (contents of at
-/// most 4096 characters) stay a few megabytes.
-pub(crate) const MAX_BATCH: usize = 512;
-
-/// How many messages may wait for the writer. A caller that finds the queue full waits
-/// for room (back-pressure), it is never refused or dropped.
-const QUEUE: usize = 4 * MAX_BATCH;
-
-/// How long the writer keeps its connection without work before it gives it back to
-/// the pool, which checks a connection before handing it out again: so an idle writer
-/// never writes on a connection the server closed meanwhile.
-const IDLE_RELEASE: Duration = Duration::from_secs(1);
+/// The sizes and times of the store's writer.
+const LIMITS: Limits = Limits {
+    // Large enough that a busy store commits hundreds per WAL flush; small enough that
+    // one batch's parameters (contents of at most 4096 characters) stay a few megabytes.
+    max_batch: 512,
+    queue: 4 * 512,
+    // How long the writer keeps its connection without work before it gives it back
+    // to the pool, which checks a connection before handing it out again: so an idle
+    // writer never writes on a connection the server closed meanwhile.
+    idle_release: Duration::from_secs(1),
+};
 
 /// What an insert answers: the message and whether it is new.
 type Answer = Result<(Message, bool), StoreError>;
 
-/// One queued message and where its answer goes.
-struct Job {
-    message: NewMessage,
-    reply: oneshot::Sender<Answer>,
+/// The handle on the store's message writer task; every clone queues to the same task.
+pub(crate) type MessageWriter = GroupCommit<Writer>;
+
+/// Starts the writer task of the store behind `pool`, on the current Tokio runtime.
+pub(crate) fn start(pool: PgPool) -> MessageWriter {
+    GroupCommit::start(
+        Writer {
+            pool,
+            connection: None,
+        },
+        LIMITS,
+    )
 }
 
-/// The handle on a store's message writer task. Cheap to clone; every clone queues to
-/// the same task.
-#[derive(Debug, Clone)]
-pub(crate) struct MessageWriter {
-    queue: mpsc::Sender<Job>,
-    /// Tells the task to stop taking new messages.
-    stop: Arc<Notify>,
-    /// Never sent on: it closes when the task has finished.
-    finished: watch::Receiver<()>,
+/// Queues `message` and waits until its batch is committed (or has failed).
+///
+/// # Errors
+/// As [`domain::ports::MessageRepository::insert`]; [`StoreError::Unavailable`] also
+/// when the batch failed or the writer has stopped.
+pub(crate) async fn insert(writer: &MessageWriter, message: NewMessage) -> Answer {
+    writer.write(message).await.map_err(not_written)?
 }
 
-/// The writer task is gone (the store was closed), so the message was not stored.
-#[derive(Debug, thiserror::Error)]
-#[error("the message writer has stopped (the store is closed)")]
-pub(crate) struct WriterStopped;
-
-/// The statement that was to store a batch of messages failed as a whole.
-#[derive(Debug, thiserror::Error)]
-#[error("storing a batch of {size} messages failed")]
-pub(crate) struct BatchFailed {
-    /// How many messages the batch held.
-    size: usize,
-    /// Why; shared by every message of the batch.
-    #[source]
-    source: Arc<StoreError>,
+/// A message that was not stored with its batch: the store is unavailable.
+pub(crate) fn not_written(err: NotWritten<StoreError>) -> StoreError {
+    StoreError::unavailable(err)
 }
 
-impl MessageWriter {
-    /// Starts the writer task of the store behind `pool`, on the current Tokio runtime.
-    pub(crate) fn start(pool: PgPool) -> Self {
-        let (queue, jobs) = mpsc::channel(QUEUE);
-        let stop = Arc::new(Notify::new());
-        let (finished_tx, finished) = watch::channel(());
-        tokio::spawn(run(pool, jobs, Arc::clone(&stop), finished_tx));
-        Self {
-            queue,
-            stop,
-            finished,
-        }
-    }
-
-    /// Queues `message` and waits until its batch is committed (or has failed).
-    ///
-    /// # Errors
-    /// As [`domain::ports::MessageRepository::insert`]; [`StoreError::Unavailable`] also
-    /// when the writer has stopped.
-    pub(crate) async fn insert(&self, message: NewMessage) -> Answer {
-        let (reply, answer) = oneshot::channel();
-        self.queue
-            .send(Job { message, reply })
-            .await
-            .map_err(|_| StoreError::unavailable(WriterStopped))?;
-        // The task drops the reply unanswered only when it stops.
-        answer
-            .await
-            .map_err(|_| StoreError::unavailable(WriterStopped))?
-    }
-
-    /// Stops the writer: messages queued already are still stored, later ones are
-    /// refused ([`WriterStopped`]). Returns when the task has finished and given its
-    /// connection back.
-    pub(crate) async fn stop(&self) {
-        self.stop.notify_one();
-        let mut finished = self.finished.clone();
-        // Errs once the task has dropped its sender, that is, finished.
-        while finished.changed().await.is_ok() {}
-    }
-}
-
-/// The writer task: takes what is queued, stores it as one batch, answers, repeats;
-/// until stopped (then it stores what was queued before) or every handle is dropped.
-async fn run(
+/// Stores batches of messages on one pooled connection, kept while messages keep
+/// coming (no checkout and health check per batch).
+pub(crate) struct Writer {
     pool: PgPool,
-    mut queue: mpsc::Receiver<Job>,
-    stop: Arc<Notify>,
-    _finished: watch::Sender<()>,
-) {
-    let mut jobs = Vec::with_capacity(MAX_BATCH);
-    let mut connection: Option<PoolConnection<Postgres>> = None;
-    let mut stopping = false;
-    loop {
-        tokio::select! {
-            biased;
-            () = stop.notified(), if !stopping => {
-                // Refuses new messages; those already queued are still received.
-                queue.close();
-                stopping = true;
-                continue;
-            }
-            received = queue.recv_many(&mut jobs, MAX_BATCH) => {
-                if received == 0 {
-                    return;
-                }
-            }
-            () = tokio::time::sleep(IDLE_RELEASE), if connection.is_some() => {
-                connection = None;
-                continue;
-            }
-        }
-        // A caller that stopped waiting (its future was dropped) cannot be told the
-        // outcome; like a transaction cancelled before commit, its message is not stored.
-        jobs.retain(|job| !job.reply.is_closed());
-        if jobs.is_empty() {
-            continue;
-        }
-        let storable: Vec<Job> = std::mem::take(&mut jobs);
+    connection: Option<PoolConnection<Postgres>>,
+}
 
-        let messages: Vec<&NewMessage> = storable.iter().map(|job| &job.message).collect();
-        let acquired = match connection.take() {
-            Some(conn) => Ok(conn),
-            None => pool.acquire().await.map_err(store_error),
+impl BatchWriter for Writer {
+    type Item = NewMessage;
+    type Answer = Answer;
+    type Error = StoreError;
+
+    async fn write_batch(&mut self, messages: &[&NewMessage]) -> Result<Vec<Answer>, StoreError> {
+        let mut conn = match self.connection.take() {
+            Some(conn) => conn,
+            None => self.pool.acquire().await.map_err(store_error)?,
         };
-        let answers = match acquired {
-            Ok(mut conn) => match write_batch(&mut conn, &messages).await {
-                Ok(Written {
-                    answers,
-                    connection_failed: false,
-                }) => {
-                    connection = Some(conn);
-                    Ok(answers)
-                }
-                outcome => {
-                    // It may be broken; a fresh one serves the next batch.
-                    conn.close_on_drop();
-                    outcome.map(|written| written.answers)
-                }
-            },
-            Err(err) => Err(err),
-        };
-        match answers {
-            Ok(answers) => {
-                for (job, answer) in storable.into_iter().zip(answers) {
-                    // The caller may have given up meanwhile; nobody to tell then.
-                    let _ = job.reply.send(answer);
-                }
+        match write_batch(&mut conn, messages).await {
+            Ok(Written {
+                answers,
+                connection_failed: false,
+            }) => {
+                self.connection = Some(conn);
+                Ok(answers)
             }
-            Err(err) => {
-                let size = storable.len();
-                let source = Arc::new(err);
-                for job in storable {
-                    let failed = BatchFailed {
-                        size,
-                        source: Arc::clone(&source),
-                    };
-                    let _ = job.reply.send(Err(StoreError::unavailable(failed)));
-                }
+            outcome => {
+                // It may be broken; a fresh one serves the next batch.
+                conn.close_on_drop();
+                outcome.map(|written| written.answers)
             }
         }
+    }
+
+    fn holds_idle_resources(&self) -> bool {
+        self.connection.is_some()
+    }
+
+    fn release_idle_resources(&mut self) {
+        self.connection = None;
     }
 }
 
@@ -346,7 +248,7 @@ async fn write_batch(
                 connection_failed = true;
                 let source = Arc::new(err);
                 for &i in &left_out {
-                    answers[i] = Some(Err(StoreError::unavailable(BatchFailed {
+                    answers[i] = Some(Err(StoreError::unavailable(NotWritten::BatchFailed {
                         size: left_out.len(),
                         source: Arc::clone(&source),
                     })));
@@ -428,35 +330,4 @@ fn answer_left_out(row: LeftOutRow) -> Answer {
     Err(StoreError::unavailable(Inconsistent(
         "an insert left out a message whose chat and sender exist, without a repeated client id",
     )))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn message(content: &str, key: Option<&str>) -> NewMessage {
-        NewMessage {
-            chat_id: domain::ChatId::from_uuid(Uuid::now_v7()),
-            sender_id: domain::UserId::from_uuid(Uuid::now_v7()),
-            content: domain::MessageContent::parse(content).unwrap(),
-            client_msg_id: key.map(|k| ClientMsgId::parse(k).unwrap()),
-        }
-    }
-
-    #[tokio::test]
-    async fn a_stopped_writer_refuses_at_once() {
-        // A writer whose task is gone: its queue's receiver dropped.
-        let (queue, jobs) = mpsc::channel(1);
-        drop(jobs);
-        let (finished_tx, finished) = watch::channel(());
-        drop(finished_tx);
-        let writer = MessageWriter {
-            queue,
-            stop: Arc::new(Notify::new()),
-            finished,
-        };
-        let err = writer.insert(message("hi", None)).await.unwrap_err();
-        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
-        writer.stop().await;
-    }
 }

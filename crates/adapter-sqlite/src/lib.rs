@@ -178,7 +178,7 @@ impl SqliteStore {
         tracing::debug!(path = %path.display(), "opened the SQLite database");
         let pools = Pools { writer, readers };
         Ok(Self {
-            writer: MessageWriter::start(pools.clone()),
+            writer: message_writer::start(pools.clone()),
             pools,
             path,
         })

@@ -1,18 +1,12 @@
-//! Group commit of new messages: one task per store takes the messages waiting in a
-//! queue and stores them together, in one write transaction and one `fsync`.
+//! Group commit of new messages, on SQLite: the store's [`GroupCommit`] task takes the
+//! messages waiting in its queue and this writer stores them in one write transaction
+//! and one `fsync` (the queue, the order, back-pressure and the answers to each caller
+//! are `group-commit`'s).
 //!
-//! A durable commit costs a WAL append and an `fsync` however few rows it holds, so one
-//! transaction per message caps the store at about 1 / fsync-time messages a second.
-//! Here a caller of [`MessageWriter::insert`] queues its message with a one-shot
-//! channel for the answer and waits; the writer task takes whatever is queued (up to
-//! [`MAX_BATCH`]), stores it all in one `begin immediate` transaction on the single
-//! writing connection, commits, and only then answers every caller. Nothing is held
-//! back to wait for more: a lone message is committed at once, and batches grow by
-//! themselves while a commit is under way (natural batching).
-//!
-//! - **Order.** One task, a FIFO queue and an `order by` on the batch's position: the
-//!   messages are stored (`seq`) in the order they were queued, and a caller's message
-//!   is queued on the first poll of its insert (unless the queue is full).
+//! - **One transaction.** A `begin immediate` transaction on the single writing
+//!   connection, with one statement reading the batch as a JSON array; an `order by`
+//!   on the batch's position makes `seq` follow the order in which messages were
+//!   queued.
 //! - **Per-message answers.** A message to a chat that does not exist, or from a sender
 //!   who does not, is left out by the insert's own `where` (the transaction holds the
 //!   write lock, so the check stays true until commit) and answered `ChatGone` or
@@ -21,160 +15,71 @@
 //!   first message. The rest of the batch is stored regardless.
 //! - **Failures.** If the transaction fails as a whole (the lock, the disk, the
 //!   commit), every caller of that batch gets [`StoreError::Unavailable`]: nothing is
-//!   acknowledged that was not committed. The task goes on with the next batch.
-//! - **Fairness.** The task takes the one writing connection per batch, queuing for it
-//!   like every other write (users, chats), so it cannot starve them.
+//!   acknowledged that was not committed.
+//! - **Fairness.** The writer takes the one writing connection per batch, queuing for
+//!   it like every other write (users, chats), so it cannot starve them.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::time::Duration;
 
 use domain::{ClientMsgId, Message, NewMessage, StoreError};
+use group_commit::{BatchWriter, GroupCommit, Limits, NotWritten};
 use sqlx::{Sqlite, Transaction};
-use tokio::sync::{Notify, mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use crate::error::{Inconsistent, store_error};
 use crate::messages::MessageRow;
 use crate::{Pools, now_micros};
 
-/// Most messages stored in one transaction. Large enough that a busy store commits
-/// hundreds per `fsync`; small enough that one batch's statement (each message's
-/// content hex-encoded, at most 4096 characters) stays a few megabytes.
-pub(crate) const MAX_BATCH: usize = 512;
-
-/// How many messages may wait for the writer. A caller that finds the queue full waits
-/// for room (back-pressure), it is never refused or dropped.
-const QUEUE: usize = 4 * MAX_BATCH;
+/// The sizes of the store's writer.
+const LIMITS: Limits = Limits {
+    // Large enough that a busy store commits hundreds per `fsync`; small enough that
+    // one batch's statement (each message's content hex-encoded, at most 4096
+    // characters) stays a few megabytes.
+    max_batch: 512,
+    queue: 4 * 512,
+    // Unused: the writer holds nothing between batches.
+    idle_release: Duration::from_secs(1),
+};
 
 /// What an insert answers: the message and whether it is new.
 type Answer = Result<(Message, bool), StoreError>;
 
-/// One queued message and where its answer goes.
-struct Job {
-    message: NewMessage,
-    reply: oneshot::Sender<Answer>,
+/// The handle on the store's message writer task; every clone queues to the same task.
+pub(crate) type MessageWriter = GroupCommit<Writer>;
+
+/// Starts the writer task of the store behind `pools`, on the current Tokio runtime.
+pub(crate) fn start(pools: Pools) -> MessageWriter {
+    GroupCommit::start(Writer { pools }, LIMITS)
 }
 
-/// The handle on a store's message writer task. Cheap to clone; every clone queues to
-/// the same task.
-#[derive(Debug, Clone)]
-pub(crate) struct MessageWriter {
-    queue: mpsc::Sender<Job>,
-    /// Tells the task to stop taking new messages.
-    stop: Arc<Notify>,
-    /// Never sent on: it closes when the task has finished.
-    finished: watch::Receiver<()>,
+/// Queues `message` and waits until its batch is committed (or has failed).
+///
+/// # Errors
+/// As [`domain::ports::MessageRepository::insert`]; [`StoreError::Unavailable`] also
+/// when the batch failed or the writer has stopped.
+pub(crate) async fn insert(writer: &MessageWriter, message: NewMessage) -> Answer {
+    writer.write(message).await.map_err(not_written)?
 }
 
-/// The writer task is gone (the store was closed), so the message was not stored.
-#[derive(Debug, thiserror::Error)]
-#[error("the message writer has stopped (the store is closed)")]
-pub(crate) struct WriterStopped;
-
-/// The transaction that was to store a batch of messages failed as a whole.
-#[derive(Debug, thiserror::Error)]
-#[error("storing a batch of {size} messages failed")]
-pub(crate) struct BatchFailed {
-    /// How many messages the batch held.
-    size: usize,
-    /// Why; shared by every message of the batch.
-    #[source]
-    source: Arc<StoreError>,
+/// A message that was not stored with its batch: the store is unavailable.
+pub(crate) fn not_written(err: NotWritten<StoreError>) -> StoreError {
+    StoreError::unavailable(err)
 }
 
-impl MessageWriter {
-    /// Starts the writer task of the store behind `pools`, on the current Tokio runtime.
-    pub(crate) fn start(pools: Pools) -> Self {
-        let (queue, jobs) = mpsc::channel(QUEUE);
-        let stop = Arc::new(Notify::new());
-        let (finished_tx, finished) = watch::channel(());
-        tokio::spawn(run(pools, jobs, Arc::clone(&stop), finished_tx));
-        Self {
-            queue,
-            stop,
-            finished,
-        }
-    }
-
-    /// Queues `message` and waits until its batch is committed (or has failed).
-    ///
-    /// # Errors
-    /// As [`domain::ports::MessageRepository::insert`]; [`StoreError::Unavailable`] also
-    /// when the writer has stopped.
-    pub(crate) async fn insert(&self, message: NewMessage) -> Answer {
-        let (reply, answer) = oneshot::channel();
-        self.queue
-            .send(Job { message, reply })
-            .await
-            .map_err(|_| StoreError::unavailable(WriterStopped))?;
-        // The task drops the reply unanswered only when it stops.
-        answer
-            .await
-            .map_err(|_| StoreError::unavailable(WriterStopped))?
-    }
-
-    /// Stops the writer: messages queued already are still stored, later ones are
-    /// refused ([`WriterStopped`]). Returns when the task has finished.
-    pub(crate) async fn stop(&self) {
-        self.stop.notify_one();
-        let mut finished = self.finished.clone();
-        // Errs once the task has dropped its sender, that is, finished.
-        while finished.changed().await.is_ok() {}
-    }
-}
-
-/// The writer task: takes what is queued, stores it as one batch, answers, repeats;
-/// until stopped (then it stores what was queued before) or every handle is dropped.
-async fn run(
+/// Stores batches of messages, each in one transaction on the writing connection.
+pub(crate) struct Writer {
     pools: Pools,
-    mut queue: mpsc::Receiver<Job>,
-    stop: Arc<Notify>,
-    _finished: watch::Sender<()>,
-) {
-    let mut jobs = Vec::with_capacity(MAX_BATCH);
-    let mut stopping = false;
-    loop {
-        tokio::select! {
-            biased;
-            () = stop.notified(), if !stopping => {
-                // Refuses new messages; those already queued are still received.
-                queue.close();
-                stopping = true;
-                continue;
-            }
-            received = queue.recv_many(&mut jobs, MAX_BATCH) => {
-                if received == 0 {
-                    return;
-                }
-            }
-        }
-        // A caller that stopped waiting (its future was dropped) cannot be told the
-        // outcome; like a transaction cancelled before commit, its message is not stored.
-        jobs.retain(|job| !job.reply.is_closed());
-        if jobs.is_empty() {
-            continue;
-        }
-        let messages: Vec<&NewMessage> = jobs.iter().map(|job| &job.message).collect();
-        match write_batch(&pools, &messages).await {
-            Ok(answers) => {
-                for (job, answer) in jobs.drain(..).zip(answers) {
-                    // The caller may have given up meanwhile; nobody to tell then.
-                    let _ = job.reply.send(answer);
-                }
-            }
-            Err(err) => {
-                let size = jobs.len();
-                let source = Arc::new(err);
-                for job in jobs.drain(..) {
-                    let failed = BatchFailed {
-                        size,
-                        source: Arc::clone(&source),
-                    };
-                    let _ = job.reply.send(Err(StoreError::unavailable(failed)));
-                }
-            }
-        }
+}
+
+impl BatchWriter for Writer {
+    type Item = NewMessage;
+    type Answer = Answer;
+    type Error = StoreError;
+
+    async fn write_batch(&mut self, messages: &[&NewMessage]) -> Result<Vec<Answer>, StoreError> {
+        write_batch(&self.pools, messages).await
     }
 }
 
@@ -390,28 +295,5 @@ mod tests {
     fn texts_become_hex_of_their_utf8_bytes() {
         assert_eq!(hex(""), "");
         assert_eq!(hex("a\0\"ü"), "610022c3bc");
-    }
-
-    #[tokio::test]
-    async fn a_stopped_writer_refuses_at_once() {
-        // A writer whose task is gone: its queue's receiver dropped.
-        let (queue, jobs) = mpsc::channel(1);
-        drop(jobs);
-        let (finished_tx, finished) = watch::channel(());
-        drop(finished_tx);
-        let writer = MessageWriter {
-            queue,
-            stop: Arc::new(Notify::new()),
-            finished,
-        };
-        let message = NewMessage {
-            chat_id: domain::ChatId::from_uuid(Uuid::now_v7()),
-            sender_id: domain::UserId::from_uuid(Uuid::now_v7()),
-            content: domain::MessageContent::parse("hi").unwrap(),
-            client_msg_id: None,
-        };
-        let err = writer.insert(message).await.unwrap_err();
-        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
-        writer.stop().await;
     }
 }

@@ -9,7 +9,7 @@ use domain::{
 use uuid::Uuid;
 
 use crate::error::{invalid_row, store_error};
-use crate::message_writer::MessageWriter;
+use crate::message_writer::{self, MessageWriter};
 use crate::{Pools, from_micros};
 
 /// Messages as stored in SQLite.
@@ -64,7 +64,7 @@ impl MessageRepository for SqliteMessageRepository {
     async fn insert(&self, message: &NewMessage) -> Result<(Message, bool), StoreError> {
         // Stored by the store's writer together with whatever else is waiting, in one
         // transaction (group commit, see `message_writer`); answered after the commit.
-        let (message, stored) = self.writer.insert(message.clone()).await?;
+        let (message, stored) = message_writer::insert(&self.writer, message.clone()).await?;
         tracing::Span::current().record("message_id", tracing::field::display(message.id));
         Ok((message, stored))
     }
