@@ -17,8 +17,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
-use crate::helpers::{TestServer, as_array, assert_json, assert_no_content, id_of};
-use crate::sockets::{Kind, Socket};
+use crate::helpers::{TestServer, assert_no_content, history_ids, id_of, one_chat};
+use crate::sockets::{Kind, Socket, in_room};
 
 /// A `redis-server` of the test's own, on a free loopback port, keeping nothing on disk.
 struct TestRedis {
@@ -115,18 +115,6 @@ async fn wait_for_cluster_state(node: &TestServer, state: &str) -> Value {
     }
 }
 
-/// Users named `names`, registered on `node`, all in one new chat the first one owns:
-/// the chat's id and each user's (id, token).
-async fn one_chat(node: &TestServer, names: &[&str]) -> (String, Vec<(String, String)>) {
-    let mut users = Vec::with_capacity(names.len());
-    for name in names {
-        users.push(node.user_with_token(name).await);
-    }
-    let others: Vec<&str> = users[1..].iter().map(|(id, _)| id.as_str()).collect();
-    let chat = id_of(&node.create_chat(&users[0].1, "cluster", &others).await);
-    (chat, users)
-}
-
 /// Removes `user` from `chat` over REST on `node`, as its owner; returns the
 /// `chats:member:removed` payload that every socket concerned must hear.
 async fn remove_member(node: &TestServer, owner: &str, chat: &str, user: &str) -> Value {
@@ -140,26 +128,6 @@ async fn remove_member(node: &TestServer, owner: &str, chat: &str, user: &str) -
     )
     .await;
     json!({ "chatId": chat, "userIds": [user] })
-}
-
-/// A socket of `kind` on `node` for the holder of `token`, in `chat`'s room.
-async fn in_room(node: &TestServer, kind: Kind, token: &str, chat: &str) -> Socket {
-    let mut socket = Socket::connect(node, kind, token).await;
-    socket.join(&[chat]).await;
-    socket
-}
-
-/// A chat's whole history, oldest first, as message ids.
-async fn history_ids(node: &TestServer, token: &str, chat: &str) -> Vec<String> {
-    let page = assert_json(
-        node.get(&format!("/chats/{chat}/messages?limit=100"), token)
-            .await,
-        StatusCode::OK,
-    )
-    .await;
-    let mut ids: Vec<String> = as_array(&page).iter().map(id_of).collect();
-    ids.reverse();
-    ids
 }
 
 #[tokio::test]

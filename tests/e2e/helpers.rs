@@ -874,3 +874,28 @@ pub fn id_of(value: &Value) -> String {
 pub fn unknown_id() -> String {
     Uuid::new_v4().hyphenated().to_string()
 }
+
+/// Users named `names`, registered on `node`, all in one new chat the first one owns:
+/// the chat's id and each user's (id, token).
+pub async fn one_chat(node: &TestServer, names: &[&str]) -> (String, Vec<(String, String)>) {
+    let mut users = Vec::with_capacity(names.len());
+    for name in names {
+        users.push(node.user_with_token(name).await);
+    }
+    let others: Vec<&str> = users[1..].iter().map(|(id, _)| id.as_str()).collect();
+    let chat = id_of(&node.create_chat(&users[0].1, "room", &others).await);
+    (chat, users)
+}
+
+/// A chat's whole history, oldest first, as message ids.
+pub async fn history_ids(node: &TestServer, token: &str, chat: &str) -> Vec<String> {
+    let page = assert_json(
+        node.get(&format!("/chats/{chat}/messages?limit=100"), token)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let mut ids: Vec<String> = as_array(&page).iter().map(id_of).collect();
+    ids.reverse();
+    ids
+}

@@ -13,7 +13,8 @@ use tokio::process::Command;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::helpers::{TestServer, id_of};
+use crate::helpers::{TestServer, history_ids, id_of, one_chat};
+use crate::sockets::{Kind, Socket, in_room};
 
 type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -277,4 +278,51 @@ async fn an_acknowledged_message_survives_kill_9_and_its_client_msg_id_still_ded
         .await
         .expect("history");
     assert_eq!(history.len(), 1);
+}
+
+#[tokio::test]
+async fn concurrent_senders_to_one_chat_are_heard_in_the_stored_order_on_both_socket_kinds() {
+    // A chat's messages are committed together (several in one batch) and announced
+    // one by one: whatever order the commits finish in, every listener must hear the
+    // order history lists.
+    const SENDERS: usize = 6;
+    const EACH: usize = 15;
+    let app = TestServer::spawn().await;
+    let names = ["carol", "sam0", "sam1", "sam2", "sam3", "sam4", "sam5"];
+    let (chat, users) = one_chat(&app, &names).await;
+    let carol = &users[0].1;
+    let mut on_ws = in_room(&app, Kind::Ws, carol, &chat).await;
+    let mut on_sio = in_room(&app, Kind::SocketIo, carol, &chat).await;
+
+    let mut senders = Vec::new();
+    for (n, (_, token)) in users[1..=SENDERS].iter().enumerate() {
+        let mut socket = Socket::connect(&app, Kind::Ws, token).await;
+        let chat = chat.clone();
+        senders.push(tokio::spawn(async move {
+            for i in 0..EACH {
+                socket.send_message(&chat, &format!("s{n}-{i}")).await;
+            }
+        }));
+    }
+    for sender in senders {
+        sender.await.expect("a sender's sends");
+    }
+
+    let mut heard_on_ws = Vec::new();
+    let mut heard_on_sio = Vec::new();
+    for _ in 0..SENDERS * EACH {
+        heard_on_ws.push(id_of(&on_ws.expect_event("messages:new").await));
+        heard_on_sio.push(id_of(&on_sio.expect_event("messages:new").await));
+    }
+    let stored = history_ids(&app, carol, &chat).await;
+    assert_eq!(stored.len(), SENDERS * EACH);
+    assert_eq!(
+        heard_on_ws, stored,
+        "/ws heard another order than history's"
+    );
+    assert_eq!(
+        heard_on_sio, stored,
+        "Socket.IO heard another order than history's"
+    );
+    on_ws.expect_silence(Duration::from_millis(200)).await;
 }

@@ -221,3 +221,10 @@ impl Socket {
         Incoming::Other
     }
 }
+
+/// A socket of `kind` on `node` for the holder of `token`, in `chat`'s room.
+pub async fn in_room(node: &TestServer, kind: Kind, token: &str, chat: &str) -> Socket {
+    let mut socket = Socket::connect(node, kind, token).await;
+    socket.join(&[chat]).await;
+    socket
+}

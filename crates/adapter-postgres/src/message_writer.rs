@@ -33,6 +33,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use domain::ports::{InsertAnswer, QueuedMessage};
 use domain::{ClientMsgId, Message, NewMessage, StoreError};
 use group_commit::{BatchWriter, GroupCommit, Limits, NotWritten};
 use sqlx::pool::PoolConnection;
@@ -55,7 +56,7 @@ const LIMITS: Limits = Limits {
 };
 
 /// What an insert answers: the message and whether it is new.
-type Answer = Result<(Message, bool), StoreError>;
+type Answer = InsertAnswer;
 
 /// The handle on the store's message writer task; every clone queues to the same task.
 pub(crate) type MessageWriter = GroupCommit<Writer>;
@@ -71,17 +72,24 @@ pub(crate) fn start(pool: PgPool) -> MessageWriter {
     )
 }
 
-/// Queues `message` and waits until its batch is committed (or has failed).
+/// Queues `message` for the writer. The returned [`QueuedMessage`] answers once its
+/// batch is committed (or has failed).
 ///
 /// # Errors
-/// As [`domain::ports::MessageRepository::insert`]; [`StoreError::Unavailable`] also
-/// when the batch failed or the writer has stopped.
-pub(crate) async fn insert(writer: &MessageWriter, message: NewMessage) -> Answer {
-    writer.write(message).await.map_err(not_written)?
+/// [`StoreError::Unavailable`] when the writer has stopped; the answer also when the
+/// batch failed.
+pub(crate) async fn enqueue(
+    writer: &MessageWriter,
+    message: NewMessage,
+) -> Result<QueuedMessage, StoreError> {
+    let queued = writer.enqueue(message).await.map_err(not_written)?;
+    Ok(QueuedMessage::new(async move {
+        queued.await.map_err(not_written)?
+    }))
 }
 
 /// A message that was not stored with its batch: the store is unavailable.
-pub(crate) fn not_written(err: NotWritten<StoreError>) -> StoreError {
+fn not_written(err: NotWritten<StoreError>) -> StoreError {
     StoreError::unavailable(err)
 }
 

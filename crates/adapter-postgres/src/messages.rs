@@ -1,7 +1,7 @@
 //! [`MessageRepository`] on PostgreSQL: the `messages` table.
 
 use async_trait::async_trait;
-use domain::ports::MessageRepository;
+use domain::ports::{MessageRepository, QueuedMessage};
 use domain::{
     ChatId, ClientMsgId, HistoryPage, Message, MessageContent, MessageId, NewMessage, StoreError,
     UserId,
@@ -60,14 +60,12 @@ impl TryFrom<MessageRow> for Message {
 impl MessageRepository for PgMessageRepository {
     #[tracing::instrument(
         skip_all,
-        fields(chat_id = %message.chat_id, sender_id = %message.sender_id, message_id = tracing::field::Empty)
+        fields(chat_id = %message.chat_id, sender_id = %message.sender_id)
     )]
-    async fn insert(&self, message: &NewMessage) -> Result<(Message, bool), StoreError> {
+    async fn enqueue(&self, message: &NewMessage) -> Result<QueuedMessage, StoreError> {
         // Stored by the store's writer together with whatever else is waiting, in one
         // statement (group commit, see `message_writer`); answered after the commit.
-        let (message, stored) = message_writer::insert(&self.writer, message.clone()).await?;
-        tracing::Span::current().record("message_id", tracing::field::display(message.id));
-        Ok((message, stored))
+        message_writer::enqueue(&self.writer, message.clone()).await
     }
 
     #[tracing::instrument(

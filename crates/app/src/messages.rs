@@ -10,7 +10,7 @@ use domain::{
 use tracing::instrument;
 
 use crate::access::chat_for_member;
-use crate::ordering::ChatTurns;
+use crate::ordering::ChatLanes;
 use crate::{AppError, Input};
 
 /// What a sender writes: the text and an optional idempotency key.
@@ -28,7 +28,7 @@ pub struct MessageService {
     chats: Arc<dyn ChatRepository>,
     messages: Arc<dyn MessageRepository>,
     notifier: Arc<dyn Notifier>,
-    turns: Arc<ChatTurns>,
+    lanes: Arc<ChatLanes>,
     send_order: Arc<dyn SendOrder>,
 }
 
@@ -45,7 +45,7 @@ impl MessageService {
             chats,
             messages,
             notifier,
-            turns: Arc::default(),
+            lanes: Arc::default(),
             send_order,
         }
     }
@@ -72,20 +72,29 @@ impl MessageService {
             content: draft.content,
             client_msg_id: draft.client_msg_id,
         };
-        // Both held until the message is announced: see `ordering`. This process's
-        // senders queue here first, so that only one of them at a time waits for the
-        // turn shared with other processes (dropped first, in reverse order).
-        let _turn = self.turns.take(chat_id).await;
-        let _shared_turn = self.send_order.turn(chat_id).await?;
-        let (message, created) = match self.messages.insert(&new).await {
+        // See `ordering`: the chat's queueing turn is held only until the message is
+        // queued for storing, so the chat's messages are committed together; the
+        // ticket then keeps the announcements in the stored order. Between processes
+        // the shared turn (taken while queueing, so this process's senders wait for
+        // it one at a time) is held until the message is announced.
+        let place = self.lanes.join(chat_id).await;
+        let shared_turn = self.send_order.turn(chat_id).await?;
+        let queued = self.messages.enqueue(&new).await?;
+        let mut ticket = place.queued();
+        let (message, created) = match queued.await {
             // The sender was removed, or the chat deleted, since the check: either way
             // they may no longer write here.
             Err(StoreError::UnknownUser) => return Err(AppError::NotMember),
             other => other?,
         };
         if created {
+            ticket.wait_for_predecessor().await;
             self.notifier.message_created(&message).await;
         }
+        // Dropped in this order: the next message may be announced (here, then on any
+        // process) only after this one.
+        drop(ticket);
+        drop(shared_turn);
         Ok(message)
     }
 
@@ -119,14 +128,16 @@ impl MessageService {
 mod tests {
     use std::sync::Arc;
 
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use domain::ports::{
         ChatTurn, MockChatRepository, MockMessageRepository, MockNotifier, MockSendOrder,
-        SingleProcess,
+        QueuedMessage, SingleProcess,
     };
     use domain::{Limit, MessageId};
+    use std::time::Duration;
     use time::OffsetDateTime;
+    use tokio::sync::oneshot;
     use uuid::Uuid;
 
     use super::*;
@@ -203,11 +214,11 @@ mod tests {
             }
         });
         let mut messages = MockMessageRepository::new();
-        messages.expect_insert().times(1).returning({
+        messages.expect_enqueue().times(1).returning({
             let released = Arc::clone(&released);
             move |new| {
                 assert!(!released.load(Ordering::SeqCst), "stored without the turn");
-                Ok((stored(new), true))
+                Ok(QueuedMessage::answered(Ok((stored(new), true))))
             }
         });
         let mut notifier = MockNotifier::new();
@@ -259,10 +270,10 @@ mod tests {
         let mut messages = MockMessageRepository::new();
         let mut seq = mockall::Sequence::new();
         messages
-            .expect_insert()
+            .expect_enqueue()
             .times(1)
             .in_sequence(&mut seq)
-            .returning(|new| Ok((stored(new), true)));
+            .returning(|new| Ok(QueuedMessage::answered(Ok((stored(new), true)))));
         let mut notifier = MockNotifier::new();
         notifier
             .expect_message_created()
@@ -279,12 +290,86 @@ mod tests {
         assert_eq!(sent.client_msg_id.unwrap().as_str(), "c-1");
     }
 
+    /// A store whose commits the test releases by hand, one gate per message queued,
+    /// and the count of messages queued so far.
+    fn store_with_gates(
+        gates: Vec<oneshot::Receiver<()>>,
+    ) -> (MockMessageRepository, Arc<AtomicUsize>) {
+        let gates = std::sync::Mutex::new(gates.into_iter());
+        let queued = Arc::new(AtomicUsize::new(0));
+        let mut messages = MockMessageRepository::new();
+        messages.expect_enqueue().returning({
+            let queued = Arc::clone(&queued);
+            move |new| {
+                let gate = gates.lock().unwrap().next().expect("a gate per message");
+                queued.fetch_add(1, Ordering::SeqCst);
+                let message = stored(new);
+                Ok(QueuedMessage::new(async move {
+                    gate.await.expect("the test keeps its gates");
+                    Ok((message, true))
+                }))
+            }
+        });
+        (messages, queued)
+    }
+
+    /// Waits (a few seconds at most) until `count` messages are queued.
+    async fn until_queued(queued: &AtomicUsize, count: usize, why: &str) {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while queued.load(Ordering::SeqCst) < count {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .expect(why);
+    }
+
+    #[tokio::test]
+    async fn a_chat_s_messages_are_committed_together_and_announced_in_the_order_queued() {
+        let (release_first, first_gate) = oneshot::channel();
+        let (release_second, second_gate) = oneshot::channel();
+        let announced = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut notifier = MockNotifier::new();
+        notifier.expect_message_created().times(2).returning({
+            let announced = Arc::clone(&announced);
+            move |m| {
+                announced
+                    .lock()
+                    .unwrap()
+                    .push(m.content.as_str().to_owned())
+            }
+        });
+        let (messages, queued) = store_with_gates(vec![first_gate, second_gate]);
+        let svc = Arc::new(service(chats_with_chat_1(), messages, notifier));
+        let send = |text: &'static str| {
+            let svc = Arc::clone(&svc);
+            tokio::spawn(async move { svc.send(user_id(2), chat_id(1), draft(text, None)).await })
+        };
+
+        let first = send("one");
+        until_queued(&queued, 1, "the first was never queued").await;
+        let second = send("two");
+        until_queued(&queued, 2, "the second waited for the first's commit").await;
+        // The second commits first, and waits for the first's announcement.
+        release_second.send(()).unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            announced.lock().unwrap().is_empty(),
+            "the second was announced before the first"
+        );
+        assert!(!second.is_finished());
+        release_first.send(()).unwrap();
+        first.await.unwrap().unwrap();
+        second.await.unwrap().unwrap();
+        assert_eq!(*announced.lock().unwrap(), ["one", "two"]);
+    }
+
     #[tokio::test]
     async fn a_repeated_client_msg_id_returns_the_first_message_and_delivers_nothing() {
         let mut messages = MockMessageRepository::new();
         messages
-            .expect_insert()
-            .returning(|new| Ok((stored(new), false)));
+            .expect_enqueue()
+            .returning(|new| Ok(QueuedMessage::answered(Ok((stored(new), false)))));
         let svc = service(chats_with_chat_1(), messages, MockNotifier::new());
         let again = svc
             .send(user_id(2), chat_id(1), draft("hello", Some("c-1")))
@@ -319,8 +404,8 @@ mod tests {
     async fn a_sender_removed_during_the_send_is_not_a_member() {
         let mut messages = MockMessageRepository::new();
         messages
-            .expect_insert()
-            .returning(|_| Err(StoreError::UnknownUser));
+            .expect_enqueue()
+            .returning(|_| Ok(QueuedMessage::answered(Err(StoreError::UnknownUser))));
         let svc = service(chats_with_chat_1(), messages, MockNotifier::new());
         assert!(matches!(
             svc.send(user_id(2), chat_id(1), draft("x", None)).await,
@@ -332,8 +417,8 @@ mod tests {
     async fn a_chat_deleted_during_the_send_is_not_found() {
         let mut messages = MockMessageRepository::new();
         messages
-            .expect_insert()
-            .returning(|_| Err(StoreError::ChatGone));
+            .expect_enqueue()
+            .returning(|_| Ok(QueuedMessage::answered(Err(StoreError::ChatGone))));
         let svc = service(chats_with_chat_1(), messages, MockNotifier::new());
         assert!(matches!(
             svc.send(user_id(2), chat_id(1), draft("x", None)).await,

@@ -3,6 +3,9 @@
 //!
 //! Each method's `# Errors` section is part of the contract an adapter must keep.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use async_trait::async_trait;
 
 use crate::chat::{Chat, ChatMember, ChatName};
@@ -140,6 +143,20 @@ pub trait ChatRepository: Send + Sync {
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait MessageRepository: Send + Sync {
+    /// Queues a message for storing and returns once its place is fixed: it will be
+    /// stored after every message queued before it and before every message queued
+    /// after, whatever order their [`QueuedMessage`]s are awaited in. Awaiting the
+    /// returned [`QueuedMessage`] stores it (as [`Self::insert`] describes) and answers
+    /// once it is committed; dropping it unawaited may withdraw the message.
+    ///
+    /// This lets a caller keep one chat's order while several of its messages are
+    /// being committed at once.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the message cannot be queued; the store's
+    /// answers about the message itself come from the [`QueuedMessage`].
+    async fn enqueue(&self, message: &NewMessage) -> Result<QueuedMessage, StoreError>;
+
     /// Stores a message with a fresh id, after every message already stored in its chat.
     /// When the sender already stored a message with the same `client_msg_id` in that
     /// chat, stores nothing and returns that first message with `false`.
@@ -147,7 +164,9 @@ pub trait MessageRepository: Send + Sync {
     /// # Errors
     /// MUST return [`StoreError::ChatGone`] when the chat does not exist, and
     /// [`StoreError::UnknownUser`] when the sender does not.
-    async fn insert(&self, message: &NewMessage) -> Result<(Message, bool), StoreError>;
+    async fn insert(&self, message: &NewMessage) -> InsertAnswer {
+        self.enqueue(message).await?.await
+    }
 
     /// One page of a chat's history, newest first.
     ///
@@ -155,6 +174,45 @@ pub trait MessageRepository: Send + Sync {
     /// MUST return [`StoreError::UnknownCursor`] when `page.before` names no message of
     /// this chat.
     async fn history(&self, chat: ChatId, page: HistoryPage) -> Result<Vec<Message>, StoreError>;
+}
+
+/// A message queued by [`MessageRepository::enqueue`]: its place among its chat's
+/// messages is fixed, and awaiting it gives what [`MessageRepository::insert`] gives once
+/// the message is committed.
+#[must_use = "a queued message whose answer nobody awaits may be withdrawn"]
+pub struct QueuedMessage {
+    committed: Pin<Box<dyn Future<Output = InsertAnswer> + Send>>,
+}
+
+/// What storing a message answers: the message, and whether it is new.
+pub type InsertAnswer = Result<(Message, bool), StoreError>;
+
+impl QueuedMessage {
+    /// A queued message whose answer `committed` gives.
+    pub fn new(committed: impl Future<Output = InsertAnswer> + Send + 'static) -> Self {
+        Self {
+            committed: Box::pin(committed),
+        }
+    }
+
+    /// A message whose answer is known already (a store that commits as it queues).
+    pub fn answered(answer: InsertAnswer) -> Self {
+        Self::new(std::future::ready(answer))
+    }
+}
+
+impl Future for QueuedMessage {
+    type Output = InsertAnswer;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.committed.as_mut().poll(cx)
+    }
+}
+
+impl std::fmt::Debug for QueuedMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueuedMessage").finish_non_exhaustive()
+    }
 }
 
 /// Why hashing or verifying a password failed (never because it did not match).

@@ -156,6 +156,7 @@ macro_rules! contract_tests {
                 a_burst_of_concurrent_inserts_gets_every_answer_right_and_stores_exactly_the_right_rows,
                 a_chat_deleted_during_a_burst_loses_only_its_own_messages,
                 messages_begun_together_by_one_caller_are_stored_in_the_order_begun,
+                queued_messages_keep_the_order_queued_whatever_order_they_are_awaited_in,
                 a_failing_message_neither_fails_nor_loses_the_messages_sent_with_it,
                 a_failed_write_answers_unavailable_stores_nothing_unacknowledged_and_the_next_succeeds,
             }

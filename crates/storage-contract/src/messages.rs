@@ -465,6 +465,53 @@ pub async fn messages_begun_together_by_one_caller_are_stored_in_the_order_begun
     }
 }
 
+/// Messages queued one after another are stored in the order queued, even when their
+/// answers are awaited the other way round: a caller may release a chat's turn as soon
+/// as its message is queued. A repeated client id is answered with the message queued
+/// first.
+pub async fn queued_messages_keep_the_order_queued_whatever_order_they_are_awaited_in(
+    db: &dyn Fixture,
+) {
+    let alice = user(db, "alice").await;
+    let a = chat(db, "a", alice.id, &[]).await;
+    let messages = db.messages();
+    let mut queued = Vec::new();
+    for i in 0..40 {
+        let key = match i {
+            7 | 30 => Some("same"),
+            _ => None,
+        };
+        let message = new_message(a.id, alice.id, &format!("m{i}"), key);
+        queued.push(messages.enqueue(&message).await.unwrap());
+    }
+    let mut answers = Vec::new();
+    while let Some(last) = queued.pop() {
+        answers.push(last.await.unwrap());
+    }
+    answers.reverse();
+
+    for (i, (message, new)) in answers.iter().enumerate() {
+        if i == 30 {
+            assert!(!new, "the repeat of a client id was stored");
+            assert_eq!(message.content.as_str(), "m7");
+        } else {
+            assert!(new, "{i}");
+            assert_eq!(message.content.as_str(), format!("m{i}"));
+        }
+    }
+    let stored: Vec<Message> = answers
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 30)
+        .map(|(_, (message, _))| message.clone())
+        .collect();
+    assert_eq!(
+        db.message_ids_in_insertion_order().await,
+        stored.iter().map(|m| m.id).collect::<Vec<_>>()
+    );
+    assert_eq!(whole_history(db, a.id).await, stored);
+}
+
 /// Messages to a deleted chat or to none, from an unknown sender, and repeats of a
 /// client id (of an earlier message and of one begun just before), begun together with
 /// good messages: each gets its own answer, and the good ones are all stored, in order.
