@@ -326,3 +326,48 @@ async fn concurrent_senders_to_one_chat_are_heard_in_the_stored_order_on_both_so
     );
     on_ws.expect_silence(Duration::from_millis(200)).await;
 }
+
+#[tokio::test]
+async fn sends_fired_without_waiting_are_acked_in_order_and_a_later_request_sees_them_all() {
+    // A connection's sends are pipelined (the next is handled once the previous is
+    // queued): answers must still come in the order asked, and any other request must
+    // wait for the sends before it.
+    const SENT: usize = 30;
+    let app = TestServer::spawn().await;
+    let (chat, users) = one_chat(&app, &["alice", "bob"]).await;
+    let (alice, bob) = (&users[0].1, &users[1].1);
+    for kind in [Kind::Ws, Kind::SocketIo] {
+        let mut listener = in_room(&app, Kind::Ws, bob, &chat).await;
+        let mut sender = Socket::connect(&app, kind, alice).await;
+        let before = history_ids(&app, bob, &chat).await.len();
+        let mut ids = Vec::new();
+        for n in 0..SENT {
+            let data = json!({ "chatId": chat, "content": format!("{kind:?} {n}") });
+            ids.push(sender.emit("messages:create", data).await);
+        }
+        let history = sender
+            .emit("messages:get", json!({ "chatId": chat, "take": 100 }))
+            .await;
+
+        let mut acked = Vec::new();
+        for (n, id) in ids.iter().enumerate() {
+            let (got, data) = sender.next_ack().await;
+            assert_eq!(got, *id, "{kind:?}: acks out of order");
+            assert_eq!(data["content"], format!("{kind:?} {n}"));
+            acked.push(id_of(&data));
+        }
+        let (got, page) = sender.next_ack().await;
+        assert_eq!(got, history);
+        let mut listed: Vec<String> = page.as_array().expect("a page").iter().map(id_of).collect();
+        listed.reverse();
+        assert_eq!(
+            listed.len(),
+            before + SENT,
+            "{kind:?}: the history ran ahead of the sends"
+        );
+        assert_eq!(listed[before..], acked[..]);
+        for id in &acked {
+            assert_eq!(&id_of(&listener.expect_event("messages:new").await), id);
+        }
+    }
+}

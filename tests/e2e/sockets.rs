@@ -90,6 +90,15 @@ impl Socket {
 
     /// Sends `event` with `data` and returns the ack's data.
     pub async fn request(&mut self, event: &str, data: Value) -> Value {
+        let id = self.emit(event, data).await;
+        let (acked, data) = self.next_ack().await;
+        assert_eq!(acked, id, "the ack of another request");
+        data
+    }
+
+    /// Sends `event` with `data`, asking for an ack, without waiting for it; returns the
+    /// ack's id.
+    pub async fn emit(&mut self, event: &str, data: Value) -> u64 {
         let id = self.next_ack;
         self.next_ack += 1;
         let frame = match self.kind {
@@ -97,11 +106,17 @@ impl Socket {
             Kind::SocketIo => format!("42{id}{}", json!([event, data])),
         };
         self.write_text(frame).await;
+        id
+    }
+
+    /// The next ack (its id and data); events that arrive before it are kept for
+    /// [`Socket::next_event`].
+    pub async fn next_ack(&mut self) -> (u64, Value) {
         loop {
             match self.read().await {
-                Incoming::Ack(acked, data) if acked == id => return data,
+                Incoming::Ack(id, data) => return (id, data),
                 Incoming::Event(name, data) => self.inbox.push_back((name, data)),
-                Incoming::Ack(..) | Incoming::Other => {}
+                Incoming::Other => {}
             }
         }
     }

@@ -8,6 +8,7 @@
 
 mod audit;
 mod delivery;
+mod events;
 mod frame;
 mod hub;
 mod session;

@@ -2,10 +2,11 @@
 //! into domain values and answered by the use cases. Failures become the payload of an
 //! `exception` event here, and only here.
 
+use std::pin::Pin;
 use std::sync::Arc;
 
 use app::messages::Draft;
-use app::{App, AppError};
+use app::{App, AppError, QueuedSend};
 use domain::{
     ChatId, ClientMsgId, HistoryPage, InvalidInput, Limit, MessageContent, MessageId, UserId,
 };
@@ -16,6 +17,18 @@ use serde_json::value::RawValue;
 use wire::MessageView;
 
 use crate::hub::{ConnId, Hub};
+
+/// The event that sends a message.
+const CREATE: &str = "messages:create";
+
+/// How a client event is answered.
+pub enum Handled {
+    /// At once.
+    Done(Result<Success, Exception>),
+    /// A message queued for storing (its place in its chat is fixed): the future
+    /// answers once it is stored and announced.
+    InFlight(Pin<Box<dyn Future<Output = Result<Success, Exception>> + Send>>),
+}
 
 /// Most chats one `chats:connect` may name.
 const MAX_CHATS_PER_CONNECT: usize = 1000;
@@ -135,19 +148,37 @@ impl Session {
         }
     }
 
-    /// Handles one client event.
-    ///
-    /// # Errors
-    /// An [`Exception`] for any failure; the connection stays open.
-    pub async fn handle(&self, event: &str, data: Value) -> Result<Success, Exception> {
+    /// Handles one client event. A `messages:create` is answered [`Handled::InFlight`]
+    /// once its message is queued, so that the connection may go on with its next
+    /// event; every other event is answered [`Handled::Done`].
+    pub async fn handle(&self, event: &str, data: Value) -> Handled {
         let result = match event {
             "chats:connect" => self.connect(data).await,
             "chats:disconnect" => self.disconnect(data),
-            "messages:create" => self.create(data).await,
+            "messages:create" => match self.create(data).await {
+                Ok(queued) => {
+                    return Handled::InFlight(Box::pin(async move {
+                        queued
+                            .finish()
+                            .await
+                            .and_then(|message| success(None, &MessageView::from(&message)))
+                            .map_err(|err| Exception::new(CREATE, describe(&err)))
+                    }));
+                }
+                Err(err) => Err(err),
+            },
             "messages:get" => self.get(data).await,
-            _ => return Err(Exception::new(event, "unknown event")),
+            _ => return Handled::Done(Err(Exception::new(event, "unknown event"))),
         };
-        result.map_err(|err| Exception::new(event, describe(&err)))
+        Handled::Done(result.map_err(|err| Exception::new(event, describe(&err))))
+    }
+
+    /// Whether `event` may be handled while sends of the same connection are still in
+    /// flight: only another send. Any other event waits for them, so that what a
+    /// client asks after sending (leaving the room, reading the history) sees its
+    /// sends done.
+    pub fn overtakes_sends_in_flight(event: &str) -> bool {
+        event == CREATE
     }
 
     async fn connect(&self, data: Value) -> Result<Success, AppError> {
@@ -183,7 +214,7 @@ impl Session {
         )
     }
 
-    async fn create(&self, data: Value) -> Result<Success, AppError> {
+    async fn create(&self, data: Value) -> Result<QueuedSend, AppError> {
         let CreateMessage {
             chat_id,
             content,
@@ -197,8 +228,7 @@ impl Session {
                 client_msg_id,
             })
         });
-        let message = self.app.messages.send(self.user, chat, draft).await?;
-        success(None, &MessageView::from(&message))
+        self.app.messages.queue_send(self.user, chat, draft).await
     }
 
     async fn get(&self, data: Value) -> Result<Success, AppError> {

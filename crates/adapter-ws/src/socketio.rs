@@ -6,6 +6,7 @@ use std::future::{Ready, ready};
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, header};
+use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::Value;
 use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
@@ -16,6 +17,7 @@ use socketioxide::{SendError, SocketError, SocketIo};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::events::{self, ClientEvent};
 use crate::frame::Frame;
 use crate::hub::{Connection, Undeliverable};
 use crate::session::{Exception, Session};
@@ -147,33 +149,35 @@ fn on_connect() -> Ready<()> {
     ready(())
 }
 
-/// Handles one socket's events one at a time, in arrival order.
+/// Handles one socket's events in arrival order (see [`events::serve`]) until it is
+/// disconnected or cut off.
 async fn work(
     session: Session,
     socket: SocketRef,
     mut inbound: mpsc::Receiver<Inbound>,
     stop: CancellationToken,
 ) {
-    loop {
-        let next = tokio::select! {
-            () = stop.cancelled() => break,
-            next = inbound.recv() => next,
-        };
-        let Some(Inbound { event, data, ack }) = next else {
-            break;
-        };
-        match session.handle(&event, data).await {
-            Ok(success) => {
-                if let Some(event) = success.event {
-                    emit_or_cut(&socket, event, &*success.payload);
-                }
-                if ack.send(&*success.payload).is_err() {
-                    cut_off(&socket);
-                }
+    let events = futures_util::stream::poll_fn(move |cx| inbound.poll_recv(cx))
+        .map(|Inbound { event, data, ack }| {
+            Ok(ClientEvent {
+                event,
+                data,
+                reply_to: ack,
+            })
+        })
+        .take_until(stop.cancelled_owned());
+    events::serve(&session, events, |answer, ack: AckSender| match answer {
+        Ok(success) => {
+            if let Some(event) = success.event {
+                emit_or_cut(&socket, event, &*success.payload);
             }
-            Err(exception) => reply_failure(&socket, ack, &exception),
+            if ack.send(&*success.payload).is_err() {
+                cut_off(&socket);
+            }
         }
-    }
+        Err(exception) => reply_failure(&socket, ack, &exception),
+    })
+    .await;
 }
 
 fn reply_failure(socket: &SocketRef, ack: AckSender, exception: &Exception) {

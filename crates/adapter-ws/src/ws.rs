@@ -7,12 +7,14 @@ use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::events::{self, ClientEvent, Incoming};
 use crate::frame::Frame;
 use crate::hub::{Connection, Undeliverable};
 use crate::session::{Exception, Session};
@@ -20,6 +22,9 @@ use crate::{OUTBOUND_QUEUE, Realtime, socketio::bearer, token_from_query};
 
 /// How long a closing socket may take to accept its close frame.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Most frames written to a socket between two flushes.
+const WRITE_BATCH: usize = 64;
 
 /// Largest frame a client may send.
 const MAX_INCOMING_FRAME: usize = 64 * 1024;
@@ -126,7 +131,7 @@ impl Connection for WsConnection {
 }
 
 async fn run(socket: WebSocket, realtime: Realtime, user: domain::UserId) {
-    let (mut sink, mut stream) = socket.split();
+    let (mut sink, stream) = socket.split();
     let (outgoing, mut queue) = mpsc::channel::<Utf8Bytes>(OUTBOUND_QUEUE);
     let stop = CancellationToken::new();
     let conn = Arc::new(WsConnection {
@@ -143,11 +148,13 @@ async fn run(socket: WebSocket, realtime: Realtime, user: domain::UserId) {
                 text = queue.recv() => text,
             };
             let Some(text) = text else { break };
-            // A client that stopped reading blocks this send on a full TCP window; being
-            // told to stop must still end it.
+            // Everything queued meanwhile goes out with it, in one write: a busy room
+            // costs a socket one system call per wake-up, not one per frame. A client
+            // that stopped reading blocks this on a full TCP window; being told to stop
+            // must still end it.
             let sent = tokio::select! {
                 () = stop.cancelled() => break,
-                sent = sink.send(Message::Text(text)) => sent,
+                sent = write_queued(&mut sink, text, &mut queue) => sent,
             };
             if sent.is_err() {
                 break;
@@ -157,22 +164,39 @@ async fn run(socket: WebSocket, realtime: Realtime, user: domain::UserId) {
         let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
     };
     let reader = async {
-        // One frame at a time: a socket's requests are answered in order, and a client
-        // that floods us is slowed by TCP rather than queued in memory.
-        while let Some(Ok(message)) = stream.next().await {
-            match message {
-                Message::Text(text) => handle(&session, &conn, text.as_str()).await,
-                Message::Binary(_) => {
-                    let exception = Exception {
-                        event: String::new(),
-                        message: "frames must be JSON text".to_owned(),
-                    };
-                    reply_failure(&conn, None, &exception);
+        // Frames are read as they are handled (a client that floods us is slowed by
+        // TCP rather than queued in memory), up to a few sends in flight.
+        let events = stream
+            .take_while(|message| {
+                std::future::ready(matches!(message, Ok(m) if !matches!(m, Message::Close(_))))
+            })
+            .filter_map(|message| {
+                std::future::ready(match message {
+                    Ok(Message::Text(text)) => Some(client_event(text.as_str())),
+                    Ok(Message::Binary(_)) => Some(Err((
+                        Exception {
+                            event: String::new(),
+                            message: "frames must be JSON text".to_owned(),
+                        },
+                        None,
+                    ))),
+                    _ => None,
+                })
+            });
+        events::serve(&session, events, |answer, ack| match answer {
+            Ok(success) => {
+                if let Some(event) = success.event
+                    && let Ok(reply) = Frame::new(event, &*success.payload)
+                {
+                    conn.send_or_close(reply.ws_text());
                 }
-                Message::Close(_) => break,
-                Message::Ping(_) | Message::Pong(_) => {}
+                if let Some(ack) = ack {
+                    send_ack(&conn, ack, &*success.payload);
+                }
             }
-        }
+            Err(exception) => reply_failure(&conn, ack, &exception),
+        })
+        .await;
     };
     tokio::select! {
         () = writer => {},
@@ -181,30 +205,38 @@ async fn run(socket: WebSocket, realtime: Realtime, user: domain::UserId) {
     realtime.hub.unregister(id);
 }
 
-async fn handle(session: &Session, conn: &WsConnection, text: &str) {
-    let frame: ClientFrame = match serde_json::from_str(text) {
-        Ok(frame) => frame,
-        Err(err) => {
-            let exception = Exception {
+/// A text frame as a client event, or the exception that answers it.
+fn client_event(text: &str) -> Incoming<Option<i64>> {
+    match serde_json::from_str::<ClientFrame>(text) {
+        Ok(frame) => Ok(ClientEvent {
+            event: frame.event,
+            data: frame.data,
+            reply_to: frame.ack,
+        }),
+        Err(err) => Err((
+            Exception {
                 event: String::new(),
                 message: format!("invalid frame: {err}"),
-            };
-            return reply_failure(conn, None, &exception);
-        }
-    };
-    match session.handle(&frame.event, frame.data).await {
-        Ok(success) => {
-            if let Some(event) = success.event
-                && let Ok(reply) = Frame::new(event, &*success.payload)
-            {
-                conn.send_or_close(reply.ws_text());
-            }
-            if let Some(ack) = frame.ack {
-                send_ack(conn, ack, &*success.payload);
-            }
-        }
-        Err(exception) => reply_failure(conn, frame.ack, &exception),
+            },
+            None,
+        )),
     }
+}
+
+/// Writes `first` and every frame already queued after it, then flushes once.
+async fn write_queued(
+    sink: &mut SplitSink<WebSocket, Message>,
+    first: Utf8Bytes,
+    queue: &mut mpsc::Receiver<Utf8Bytes>,
+) -> Result<(), axum::Error> {
+    sink.feed(Message::Text(first)).await?;
+    for _ in 1..WRITE_BATCH {
+        match queue.try_recv() {
+            Ok(text) => sink.feed(Message::Text(text)).await?,
+            Err(_) => break,
+        }
+    }
+    sink.flush().await
 }
 
 fn reply_failure(conn: &WsConnection, ack: Option<i64>, exception: &Exception) {

@@ -12,6 +12,7 @@ mod ordering;
 use std::sync::Arc;
 
 pub use error::{AppError, UnknownMember};
+pub use messages::QueuedSend;
 
 use domain::PasswordPolicy;
 use domain::ports::{

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use domain::ports::{ChatRepository, MessageRepository, Notifier, SendOrder};
+use domain::ports::{
+    ChatRepository, ChatTurn, MessageRepository, Notifier, QueuedMessage, SendOrder,
+};
 use domain::{
     ChatId, ClientMsgId, HistoryPage, InvalidInput, Message, MessageContent, NewMessage,
     StoreError, UserId,
@@ -10,7 +12,7 @@ use domain::{
 use tracing::instrument;
 
 use crate::access::chat_for_member;
-use crate::ordering::ChatLanes;
+use crate::ordering::{ChatLanes, Ticket};
 use crate::{AppError, Input};
 
 /// What a sender writes: the text and an optional idempotency key.
@@ -57,13 +59,32 @@ impl MessageService {
     /// # Errors
     /// In order: [`AppError::ChatNotFound`], [`AppError::NotMember`], the draft's
     /// [`AppError::Invalid`].
-    #[instrument(skip_all, fields(caller = %caller, chat_id = %chat_id))]
     pub async fn send(
         &self,
         caller: UserId,
         chat_id: ChatId,
         draft: Input<Draft>,
     ) -> Result<Message, AppError> {
+        self.queue_send(caller, chat_id, draft)
+            .await?
+            .finish()
+            .await
+    }
+
+    /// The first half of [`Self::send`]: the checks, then the message queued for
+    /// storing. Its place in the chat's order is fixed when this returns, so a caller
+    /// may queue its next message at once and [`QueuedSend::finish`] this one later
+    /// (a connection that keeps several sends in flight).
+    ///
+    /// # Errors
+    /// As [`Self::send`].
+    #[instrument(skip_all, fields(caller = %caller, chat_id = %chat_id))]
+    pub async fn queue_send(
+        &self,
+        caller: UserId,
+        chat_id: ChatId,
+        draft: Input<Draft>,
+    ) -> Result<QueuedSend, AppError> {
         chat_for_member(self.chats.as_ref(), caller, chat_id).await?;
         let draft = draft?;
         let new = NewMessage {
@@ -80,22 +101,12 @@ impl MessageService {
         let place = self.lanes.join(chat_id).await;
         let shared_turn = self.send_order.turn(chat_id).await?;
         let queued = self.messages.enqueue(&new).await?;
-        let mut ticket = place.queued();
-        let (message, created) = match queued.await {
-            // The sender was removed, or the chat deleted, since the check: either way
-            // they may no longer write here.
-            Err(StoreError::UnknownUser) => return Err(AppError::NotMember),
-            other => other?,
-        };
-        if created {
-            ticket.wait_for_predecessor().await;
-            self.notifier.message_created(&message).await;
-        }
-        // Dropped in this order: the next message may be announced (here, then on any
-        // process) only after this one.
-        drop(ticket);
-        drop(shared_turn);
-        Ok(message)
+        Ok(QueuedSend {
+            queued,
+            ticket: place.queued(),
+            shared_turn,
+            notifier: Arc::clone(&self.notifier),
+        })
     }
 
     /// One page of a chat's history, newest first, for a member.
@@ -121,6 +132,57 @@ impl MessageService {
                 }
                 other => other.into(),
             })
+    }
+}
+
+/// A message queued by [`MessageService::queue_send`], to be stored and announced.
+/// Dropping it unfinished may withdraw the message; the chat's later messages are
+/// announced all the same.
+#[must_use = "a queued send does nothing until it is finished"]
+pub struct QueuedSend {
+    queued: QueuedMessage,
+    ticket: Ticket,
+    shared_turn: ChatTurn,
+    notifier: Arc<dyn Notifier>,
+}
+
+impl QueuedSend {
+    /// Waits until the message is stored, then has it delivered to the chat's room
+    /// after the messages queued before it; returns it (the first one, for a repeated
+    /// `clientMsgId`, which delivers nothing).
+    ///
+    /// # Errors
+    /// [`AppError::NotMember`] when the sender was removed, [`AppError::ChatNotFound`]
+    /// when the chat was deleted, since the checks; [`AppError::Internal`] when the store
+    /// failed.
+    pub async fn finish(self) -> Result<Message, AppError> {
+        let Self {
+            queued,
+            mut ticket,
+            shared_turn,
+            notifier,
+        } = self;
+        let (message, created) = match queued.await {
+            // The sender was removed, or the chat deleted, since the check: either way
+            // they may no longer write here.
+            Err(StoreError::UnknownUser) => return Err(AppError::NotMember),
+            other => other?,
+        };
+        if created {
+            ticket.wait_for_predecessor().await;
+            notifier.message_created(&message).await;
+        }
+        // Dropped in this order: the next message may be announced (here, then on any
+        // process) only after this one.
+        drop(ticket);
+        drop(shared_turn);
+        Ok(message)
+    }
+}
+
+impl std::fmt::Debug for QueuedSend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueuedSend").finish_non_exhaustive()
     }
 }
 
