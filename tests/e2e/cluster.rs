@@ -233,6 +233,50 @@ async fn senders_on_different_nodes_are_heard_in_one_order_everywhere_the_stored
 }
 
 #[tokio::test]
+async fn sends_fired_without_waiting_on_two_nodes_are_all_stored_acked_and_heard_in_order() {
+    // Each node keeps several of a socket's sends in flight, and in a cluster each
+    // holds the chat's shared turn until announced: a socket's next send to the chat
+    // must not wait on a turn its own earlier send cannot release.
+    const EACH: usize = 20;
+    let redis = TestRedis::start().await;
+    let nodes = cluster(&redis, 2).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let (chat, users) = one_chat(a, &["alice", "bob", "carol"]).await;
+    let [(_, alice), (_, bob), (_, carol)] = &users[..] else {
+        unreachable!("three users were made")
+    };
+    let mut carol_on_b = in_room(b, Kind::Ws, carol, &chat).await;
+    let senders = [
+        Socket::connect(a, Kind::Ws, alice).await,
+        Socket::connect(b, Kind::SocketIo, bob).await,
+    ];
+    let mut tasks = Vec::new();
+    for (n, mut socket) in senders.into_iter().enumerate() {
+        let chat = chat.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut asked = Vec::new();
+            for i in 0..EACH {
+                let data = json!({ "chatId": chat, "content": format!("{n}-{i}") });
+                asked.push(socket.emit("messages:create", data).await);
+            }
+            for (i, id) in asked.into_iter().enumerate() {
+                let (acked, data) = socket.next_ack().await;
+                assert_eq!(acked, id, "acks out of order");
+                assert_eq!(data["content"], format!("{n}-{i}"), "not stored: {data}");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("a sender's sends and acks");
+    }
+    let mut heard = Vec::new();
+    for _ in 0..2 * EACH {
+        heard.push(id_of(&carol_on_b.expect_event("messages:new").await));
+    }
+    assert_eq!(heard, history_ids(a, carol, &chat).await);
+}
+
+#[tokio::test]
 async fn while_redis_is_away_each_node_serves_its_own_sockets_and_chat_resumes_when_it_is_back() {
     let mut redis = TestRedis::start().await;
     let nodes = cluster(&redis, 2).await;

@@ -14,7 +14,7 @@ use std::pin::Pin;
 use futures_util::stream::{FuturesOrdered, Stream, StreamExt};
 use serde_json::Value;
 
-use crate::session::{Exception, Handled, Session, Success};
+use crate::session::{CREATE, Exception, Handled, Session, Success};
 
 /// Most sends one connection may have in flight; beyond it, the connection's next event
 /// waits (its queue fills, or TCP pushes back) until the oldest is answered.
@@ -38,6 +38,13 @@ pub(crate) type Incoming<R> = Result<ClientEvent<R>, (Exception, R)>;
 type Pending<R> = Pin<Box<dyn Future<Output = (Result<Success, Exception>, R)> + Send>>;
 
 /// A connection's sends in flight, answered in the order they were sent.
+///
+/// Each runs as a task of its own. It must make progress while the connection's loop
+/// awaits something else: in a cluster a send holds its chat's shared turn until it is
+/// announced, and the connection's next send to that chat waits for that turn. And a
+/// connection that goes away does not withdraw what it has sent: dropping the set
+/// detaches the tasks, which still store and announce their messages (with nobody left
+/// to ack).
 struct SendsInFlight<R: Send + 'static> {
     pending: FuturesOrdered<Pending<R>>,
 }
@@ -54,26 +61,21 @@ impl<R: Send + 'static> SendsInFlight<R> {
         send: Pin<Box<dyn Future<Output = Result<Success, Exception>> + Send>>,
         reply_to: R,
     ) {
-        self.pending
-            .push_back(Box::pin(async move { (send.await, reply_to) }));
+        let task = tokio::spawn(send);
+        self.pending.push_back(Box::pin(async move {
+            let answer = task.await.unwrap_or_else(|failed| {
+                tracing::error!(error = %failed, "a send in flight failed on our side");
+                Err(Exception {
+                    event: CREATE.to_owned(),
+                    message: "internal error".to_owned(),
+                })
+            });
+            (answer, reply_to)
+        }));
     }
 
     fn len(&self) -> usize {
         self.pending.len()
-    }
-}
-
-impl<R: Send + 'static> Drop for SendsInFlight<R> {
-    /// A connection that goes away does not withdraw what it has sent: messages already
-    /// queued are still stored and announced to the room (nobody is left to ack).
-    fn drop(&mut self) {
-        if self.pending.is_empty() {
-            return;
-        }
-        let pending = std::mem::take(&mut self.pending);
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(pending.for_each(|_| std::future::ready(())));
-        }
     }
 }
 
