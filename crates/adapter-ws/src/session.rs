@@ -19,7 +19,7 @@ use wire::MessageView;
 use crate::hub::{ConnId, Hub};
 
 /// The event that sends a message.
-pub(crate) const CREATE: &str = "messages:create";
+const CREATE: &str = "messages:create";
 
 /// How a client event is answered.
 pub enum Handled {
