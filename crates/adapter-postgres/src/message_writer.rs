@@ -55,9 +55,6 @@ const LIMITS: Limits = Limits {
     idle_release: Duration::from_secs(1),
 };
 
-/// What an insert answers: the message and whether it is new.
-type Answer = InsertAnswer;
-
 /// The handle on the store's message writer task; every clone queues to the same task.
 pub(crate) type MessageWriter = GroupCommit<Writer>;
 
@@ -102,10 +99,13 @@ pub(crate) struct Writer {
 
 impl BatchWriter for Writer {
     type Item = NewMessage;
-    type Answer = Answer;
+    type Answer = InsertAnswer;
     type Error = StoreError;
 
-    async fn write_batch(&mut self, messages: &[&NewMessage]) -> Result<Vec<Answer>, StoreError> {
+    async fn write_batch(
+        &mut self,
+        messages: &[&NewMessage],
+    ) -> Result<Vec<InsertAnswer>, StoreError> {
         let mut conn = match self.connection.take() {
             Some(conn) => conn,
             None => self.pool.acquire().await.map_err(store_error)?,
@@ -176,7 +176,7 @@ impl FirstRow {
 /// A batch that was stored.
 struct Written {
     /// Each message's answer, in the batch's order.
-    answers: Vec<Answer>,
+    answers: Vec<InsertAnswer>,
     /// Whether a query failed after the commit (the left-out messages are then
     /// `Unavailable`), so that the connection is not to be trusted any more.
     connection_failed: bool,
@@ -229,7 +229,7 @@ async fn write_batch(
     // Committed: from here on, a failure may only cost the left-out messages their
     // explanation, never the stored ones their acknowledgement.
     let position: HashMap<Uuid, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-    let mut answers: Vec<Option<Answer>> = messages.iter().map(|_| None).collect();
+    let mut answers: Vec<Option<InsertAnswer>> = messages.iter().map(|_| None).collect();
     for row in inserted {
         if let Some(&i) = position.get(&row.id) {
             answers[i] = Some(Message::try_from(row).map(|message| (message, true)));
@@ -325,7 +325,7 @@ async fn explain_left_out(
 
 /// The answer to a message the insert left out: the first message with its client id,
 /// else `ChatGone` (checked first, as the foreign keys are) or `UnknownUser`.
-fn answer_left_out(row: LeftOutRow) -> Answer {
+fn answer_left_out(row: LeftOutRow) -> InsertAnswer {
     if let Some(first) = row.first.into_row() {
         return Message::try_from(first).map(|message| (message, false));
     }

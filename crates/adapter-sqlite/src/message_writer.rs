@@ -44,9 +44,6 @@ const LIMITS: Limits = Limits {
     idle_release: Duration::from_secs(1),
 };
 
-/// What an insert answers: the message and whether it is new.
-type Answer = InsertAnswer;
-
 /// The handle on the store's message writer task; every clone queues to the same task.
 pub(crate) type MessageWriter = GroupCommit<Writer>;
 
@@ -83,10 +80,13 @@ pub(crate) struct Writer {
 
 impl BatchWriter for Writer {
     type Item = NewMessage;
-    type Answer = Answer;
+    type Answer = InsertAnswer;
     type Error = StoreError;
 
-    async fn write_batch(&mut self, messages: &[&NewMessage]) -> Result<Vec<Answer>, StoreError> {
+    async fn write_batch(
+        &mut self,
+        messages: &[&NewMessage],
+    ) -> Result<Vec<InsertAnswer>, StoreError> {
         write_batch(&self.pools, messages).await
     }
 }
@@ -168,7 +168,10 @@ impl FirstRow {
 /// [`StoreError::Unavailable`] when the transaction fails as a whole; nothing of the
 /// batch is stored then.
 #[tracing::instrument(skip_all, fields(messages = messages.len()))]
-async fn write_batch(pools: &Pools, messages: &[&NewMessage]) -> Result<Vec<Answer>, StoreError> {
+async fn write_batch(
+    pools: &Pools,
+    messages: &[&NewMessage],
+) -> Result<Vec<InsertAnswer>, StoreError> {
     let mut tx = pools.write().await?;
     // Read once the lock is held: the batch's messages share the transaction's time,
     // and later batches cannot commit earlier, so time grows with `seq` (unless the
@@ -209,7 +212,7 @@ async fn write_batch(pools: &Pools, messages: &[&NewMessage]) -> Result<Vec<Answ
     .map_err(store_error)?;
 
     let position: HashMap<Uuid, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-    let mut answers: Vec<Option<Answer>> = messages.iter().map(|_| None).collect();
+    let mut answers: Vec<Option<InsertAnswer>> = messages.iter().map(|_| None).collect();
     for row in inserted {
         if let Some(&i) = position.get(&row.id) {
             answers[i] = Some(Message::try_from(row).map(|message| (message, true)));
@@ -280,7 +283,7 @@ async fn explain_left_out(
 
 /// The answer to a message the insert left out: the first message with its client id,
 /// else `ChatGone` (checked first, as a single insert would) or `UnknownUser`.
-fn answer_left_out(row: LeftOutRow) -> Answer {
+fn answer_left_out(row: LeftOutRow) -> InsertAnswer {
     if let Some(first) = row.first.into_row() {
         return Message::try_from(first).map(|message| (message, false));
     }
