@@ -7,12 +7,14 @@
 //!   connection, with one statement reading the batch as a JSON array; an `order by`
 //!   on the batch's position makes `seq` follow the order in which messages were
 //!   queued.
-//! - **Per-message answers.** A message to a chat that does not exist, or from a sender
-//!   who does not, is left out by the insert's own `where` (the transaction holds the
-//!   write lock, so the check stays true until commit) and answered `ChatGone` or
-//!   `UnknownUser`; a repeated client id (of an earlier message, or of one earlier in
-//!   the same batch) is left out by `on conflict do nothing` and answered with the
-//!   first message. The rest of the batch is stored regardless.
+//! - **Per-message answers.** A message to a chat that does not exist, from a sender
+//!   who does not, or from a sender who is not a member of the chat, is left out by
+//!   the insert's own `where` (the transaction holds the write lock, so the check stays
+//!   true until commit) and answered `ChatGone`, `UnknownUser` or `NotMember`; a
+//!   repeated client id (of an earlier message, or of one earlier in the same batch) is
+//!   left out by `on conflict do nothing` and answered with the first message. The
+//!   rest of the batch is stored regardless. This `where` is a send's access check:
+//!   there is no read per message before it.
 //! - **Failures.** If the transaction fails as a whole (the lock, the disk, the
 //!   commit), every caller of that batch gets [`StoreError::Unavailable`]: nothing is
 //!   acknowledged that was not committed.
@@ -131,6 +133,7 @@ struct LeftOutRow {
     position: i64,
     chat_exists: bool,
     sender_exists: bool,
+    sender_is_member: bool,
     /// The message stored earlier with the same client id, if any.
     #[sqlx(flatten)]
     first: FirstRow,
@@ -188,7 +191,8 @@ async fn write_batch(
     json.push(']');
 
     // One statement for the batch. The `where` leaves out a message whose chat or
-    // sender does not exist (rather than fail the batch on the foreign key), `on
+    // sender does not exist (rather than fail the batch on the foreign key) or whose
+    // sender is not a member of the chat, `on
     // conflict do nothing` one that repeats a client id, also of a message earlier in
     // this very statement; `order by` makes the autoincrement `seq` follow the queue.
     // `where` before `on conflict` keeps SQLite from reading it as a join's `on`.
@@ -200,6 +204,9 @@ async fn write_batch(
          from json_each(?1) as given
          where exists (select 1 from chats where id = unhex(given.value ->> 1))
            and exists (select 1 from users where id = unhex(given.value ->> 2))
+           and exists (select 1 from chat_members
+                       where chat_id = unhex(given.value ->> 1)
+                         and user_id = unhex(given.value ->> 2))
          order by given.key
          on conflict (chat_id, sender_id, client_msg_id) where client_msg_id is not null
          do nothing
@@ -246,7 +253,7 @@ async fn write_batch(
 }
 
 /// Why each of the `left_out` messages was not stored: whether its chat and sender
-/// exist, and the earlier message with its client id. Inside the batch's transaction,
+/// exist, whether the sender is a member, and the earlier message with its client id. Inside the batch's transaction,
 /// so it sees the messages the batch stored.
 async fn explain_left_out(
     tx: &mut Transaction<'static, Sqlite>,
@@ -268,6 +275,9 @@ async fn explain_left_out(
         "select given.key as position,
                 exists (select 1 from chats where id = unhex(given.value ->> 1)) as chat_exists,
                 exists (select 1 from users where id = unhex(given.value ->> 2)) as sender_exists,
+                exists (select 1 from chat_members
+                        where chat_id = unhex(given.value ->> 1)
+                          and user_id = unhex(given.value ->> 2)) as sender_is_member,
                 m.id, m.chat_id, m.sender_id, m.content, m.client_msg_id, m.created_at
          from json_each(?1) as given
          left join messages m
@@ -281,21 +291,27 @@ async fn explain_left_out(
     .map_err(store_error)
 }
 
-/// The answer to a message the insert left out: the first message with its client id,
-/// else `ChatGone` (checked first, as a single insert would) or `UnknownUser`.
+/// The answer to a message the insert left out: `ChatGone`, `UnknownUser` or
+/// `NotMember`, in this order (the order of the insert's checks); else the first
+/// message with its client id.
 fn answer_left_out(row: LeftOutRow) -> InsertAnswer {
-    if let Some(first) = row.first.into_row() {
-        return Message::try_from(first).map(|message| (message, false));
-    }
     if !row.chat_exists {
         return Err(StoreError::ChatGone);
     }
     if !row.sender_exists {
         return Err(StoreError::UnknownUser);
     }
-    Err(StoreError::unavailable(Inconsistent(
-        "an insert left out a message whose chat and sender exist, without a repeated client id",
-    )))
+    if !row.sender_is_member {
+        return Err(StoreError::NotMember);
+    }
+    match row.first.into_row() {
+        Some(first) => Message::try_from(first).map(|message| (message, false)),
+        // The batch's transaction still holds the write lock: nothing changed since
+        // the insert.
+        None => Err(StoreError::unavailable(Inconsistent(
+            "an insert left out a member's message to an existing chat, without a repeated client id",
+        ))),
+    }
 }
 
 #[cfg(test)]

@@ -61,6 +61,7 @@ impl From<StoreError> for AppError {
         match err {
             StoreError::UsernameTaken => Self::UsernameTaken,
             StoreError::ChatGone => Self::ChatNotFound,
+            StoreError::NotMember => Self::NotMember,
             StoreError::UnknownUser => Self::UnknownUsers(Vec::new()),
             StoreError::UnknownCursor => {
                 Self::Invalid(InvalidInput::new("cursor", "names no item of this listing"))

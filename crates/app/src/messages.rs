@@ -77,7 +77,9 @@ impl MessageService {
     /// (a connection that keeps several sends in flight).
     ///
     /// # Errors
-    /// As [`Self::send`].
+    /// For a refused draft, as [`Self::send`]; [`AppError::Internal`] when the message
+    /// cannot be queued. Whether the chat exists and the caller is a member of it is
+    /// checked as the message is stored, and answered by [`QueuedSend::finish`].
     #[instrument(skip_all, fields(caller = %caller, chat_id = %chat_id))]
     pub async fn queue_send(
         &self,
@@ -85,8 +87,17 @@ impl MessageService {
         chat_id: ChatId,
         draft: Input<Draft>,
     ) -> Result<QueuedSend, AppError> {
-        chat_for_member(self.chats.as_ref(), caller, chat_id).await?;
-        let draft = draft?;
+        // A valid message goes straight to the store, whose insert checks the chat and
+        // the membership itself, in the same order: no read per message before it (the
+        // largest cost of a send on PostgreSQL). Only a refused draft needs the check
+        // here, since the chat's `404` and the membership's `403` come before `400`.
+        let draft = match draft {
+            Ok(draft) => draft,
+            Err(invalid) => {
+                chat_for_member(self.chats.as_ref(), caller, chat_id).await?;
+                return Err(invalid.into());
+            }
+        };
         let new = NewMessage {
             chat_id,
             sender_id: caller,
@@ -152,9 +163,9 @@ impl QueuedSend {
     /// `clientMsgId`, which delivers nothing).
     ///
     /// # Errors
-    /// [`AppError::NotMember`] when the sender was removed, [`AppError::ChatNotFound`]
-    /// when the chat was deleted, since the checks; [`AppError::Internal`] when the store
-    /// failed.
+    /// [`AppError::ChatNotFound`] when the chat does not exist, then
+    /// [`AppError::NotMember`] when the sender is not a member of it, as the store found
+    /// them when it stored the message; [`AppError::Internal`] when the store failed.
     pub async fn finish(self) -> Result<Message, AppError> {
         let Self {
             queued,
@@ -163,9 +174,12 @@ impl QueuedSend {
             notifier,
         } = self;
         let (message, created) = match queued.await {
-            // The sender was removed, or the chat deleted, since the check: either way
-            // they may no longer write here.
-            Err(StoreError::UnknownUser) => return Err(AppError::NotMember),
+            // A sender who is not a member, or no user at all (an account deleted while
+            // its token still holds): either way they may not write here.
+            Err(StoreError::NotMember | StoreError::UnknownUser) => {
+                return Err(AppError::NotMember);
+            }
+            // `ChatGone` is the chat's `404`.
             other => other?,
         };
         if created {
@@ -462,28 +476,45 @@ mod tests {
         ));
     }
 
-    #[tokio::test]
-    async fn a_sender_removed_during_the_send_is_not_a_member() {
+    /// A store that answers every message with `answer`, and chats that must not be
+    /// read: a valid message's access check is the store's.
+    fn send_answered(answer: fn() -> StoreError) -> MessageService {
+        let mut chats = MockChatRepository::new();
+        chats.expect_find_with_member().never();
+        chats.expect_find().never();
         let mut messages = MockMessageRepository::new();
         messages
             .expect_enqueue()
-            .returning(|_| Ok(QueuedMessage::answered(Err(StoreError::UnknownUser))));
-        let svc = service(chats_with_chat_1(), messages, MockNotifier::new());
+            .times(1)
+            .returning(move |_| Ok(QueuedMessage::answered(Err(answer()))));
+        let mut notifier = MockNotifier::new();
+        notifier.expect_message_created().never();
+        service(chats, messages, notifier)
+    }
+
+    #[tokio::test]
+    async fn a_valid_message_from_a_non_member_is_refused_by_the_store_s_check() {
+        let svc = send_answered(|| StoreError::NotMember);
         assert!(matches!(
-            svc.send(user_id(2), chat_id(1), draft("x", None)).await,
+            svc.send(user_id(3), chat_id(1), draft("x", None)).await,
             Err(AppError::NotMember)
         ));
     }
 
     #[tokio::test]
-    async fn a_chat_deleted_during_the_send_is_not_found() {
-        let mut messages = MockMessageRepository::new();
-        messages
-            .expect_enqueue()
-            .returning(|_| Ok(QueuedMessage::answered(Err(StoreError::ChatGone))));
-        let svc = service(chats_with_chat_1(), messages, MockNotifier::new());
+    async fn a_valid_message_from_a_user_that_no_longer_exists_is_not_a_member_s() {
+        let svc = send_answered(|| StoreError::UnknownUser);
         assert!(matches!(
-            svc.send(user_id(2), chat_id(1), draft("x", None)).await,
+            svc.send(user_id(3), chat_id(1), draft("x", None)).await,
+            Err(AppError::NotMember)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_valid_message_to_a_chat_the_store_does_not_have_is_not_found() {
+        let svc = send_answered(|| StoreError::ChatGone);
+        assert!(matches!(
+            svc.send(user_id(2), chat_id(9), draft("x", None)).await,
             Err(AppError::ChatNotFound)
         ));
     }

@@ -70,6 +70,9 @@ pub enum StoreError {
     /// The chat was deleted while the operation ran.
     #[error("the chat no longer exists")]
     ChatGone,
+    /// The user is not (or no longer) a member of the chat the operation needs them in.
+    #[error("the user is not a member of the chat")]
+    NotMember,
     /// A paging cursor names no row of the listing it pages through.
     #[error("the cursor names no row of this listing")]
     UnknownCursor,

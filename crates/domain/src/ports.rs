@@ -157,13 +157,17 @@ pub trait MessageRepository: Send + Sync {
     /// answers about the message itself come from the [`QueuedMessage`].
     async fn enqueue(&self, message: &NewMessage) -> Result<QueuedMessage, StoreError>;
 
-    /// Stores a message with a fresh id, after every message already stored in its chat.
-    /// When the sender already stored a message with the same `client_msg_id` in that
-    /// chat, stores nothing and returns that first message with `false`.
+    /// Stores a message with a fresh id, after every message already stored in its chat,
+    /// if its sender is a member of the chat when it is stored: the store's own check is
+    /// the access check of a send. When the sender already stored a message with the
+    /// same `client_msg_id` in that chat, stores nothing and returns that first message
+    /// with `false`.
     ///
     /// # Errors
-    /// MUST return [`StoreError::ChatGone`] when the chat does not exist, and
-    /// [`StoreError::UnknownUser`] when the sender does not.
+    /// MUST return, checked in this order, [`StoreError::ChatGone`] when the chat does
+    /// not exist, [`StoreError::UnknownUser`] when the sender does not, and
+    /// [`StoreError::NotMember`] when the sender is not a member of the chat (also for a
+    /// repeated `client_msg_id`).
     async fn insert(&self, message: &NewMessage) -> InsertAnswer {
         self.enqueue(message).await?.await
     }

@@ -150,6 +150,7 @@ macro_rules! contract_tests {
                 inserting_into_an_unknown_chat_is_chat_gone,
                 inserting_into_a_deleted_chat_is_chat_gone,
                 inserting_from_an_unknown_sender_is_unknown_user,
+                inserting_from_a_non_member_is_not_member,
                 history_lists_newest_first_and_pages_with_skip_limit_and_before,
                 history_before_a_message_not_in_the_chat_is_unknown_cursor,
                 messages_stored_at_the_same_instant_keep_their_insertion_order,

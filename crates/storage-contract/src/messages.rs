@@ -160,6 +160,41 @@ pub async fn inserting_from_an_unknown_sender_is_unknown_user(db: &dyn Fixture) 
     assert_eq!(db.count(Table::Messages).await, 0);
 }
 
+/// A user who is not a member of the chat cannot send to it: one who never was, and one
+/// removed, even repeating the client id of a message stored while a member.
+pub async fn inserting_from_a_non_member_is_not_member(db: &dyn Fixture) {
+    let alice = user(db, "alice").await;
+    let bob = user(db, "bob").await;
+    let carol = user(db, "carol").await;
+    let c = chat(db, "c", alice.id, &[bob.id]).await;
+    let (by_bob, _) = db
+        .messages()
+        .insert(&new_message(c.id, bob.id, "while a member", Some("k")))
+        .await
+        .unwrap();
+    for client_msg_id in [Some("k"), None] {
+        let err = db
+            .messages()
+            .insert(&new_message(c.id, carol.id, "x", client_msg_id))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotMember), "{err:?}");
+    }
+    assert_eq!(
+        db.chats().remove_members(c.id, &[bob.id]).await.unwrap(),
+        [bob.id]
+    );
+    for client_msg_id in [Some("k"), Some("new"), None] {
+        let err = db
+            .messages()
+            .insert(&new_message(c.id, bob.id, "after removal", client_msg_id))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotMember), "{err:?}");
+    }
+    assert_eq!(whole_history(db, c.id).await, [by_bob]);
+}
+
 /// History is newest first, of one chat only, and pages with `skip`, `limit` and
 /// `before`.
 pub async fn history_lists_newest_first_and_pages_with_skip_limit_and_before(db: &dyn Fixture) {
@@ -273,9 +308,9 @@ fn contents(messages: &[Message]) -> Vec<&str> {
 }
 
 /// Several hundred inserts at once, across chats and senders, with repeated client ids,
-/// messages to a deleted chat and to one that never existed, and from an unknown
-/// sender: each gets its own right answer, and exactly the acknowledged new messages
-/// are stored.
+/// messages to a deleted chat and to one that never existed, from an unknown sender and
+/// from a user who is not a member: each gets its own right answer, and exactly the
+/// acknowledged new messages are stored.
 pub async fn a_burst_of_concurrent_inserts_gets_every_answer_right_and_stores_exactly_the_right_rows(
     db: &dyn Fixture,
 ) {
@@ -284,18 +319,25 @@ pub async fn a_burst_of_concurrent_inserts_gets_every_answer_right_and_stores_ex
         user(db, "bob").await,
         user(db, "carol").await,
     ];
+    // Everyone is a member of every live chat but the last, where carol is not.
     let mut live = Vec::new();
     for i in 0..4 {
-        live.push(chat(db, &format!("c{i}"), senders[0].id, &[]).await);
+        let members = if i == 3 {
+            vec![senders[1].id]
+        } else {
+            vec![senders[1].id, senders[2].id]
+        };
+        live.push(chat(db, &format!("c{i}"), senders[0].id, &members).await);
     }
+    let outsider = (senders[2].id, live[3].id);
     let gone = chat(db, "gone", senders[0].id, &[]).await;
     send(db, gone.id, senders[0].id, "before").await;
     assert!(db.chats().delete(gone.id).await.unwrap());
 
     // Of every 20: 2 to the deleted chat, 2 from an unknown sender, 1 to a chat that
     // never existed; of the rest a third carry a client id that repeats about 8 times
-    // (the key is per chat, sender and id: i mod 60). Contents that need escaping
-    // anywhere.
+    // (the key is per chat, sender and id: i mod 60), and 1 in 12 is carol's to the
+    // chat she is not in. Contents that need escaping anywhere.
     let requests: Vec<NewMessage> = (0..480_usize)
         .map(|i| {
             let content = format!("m{i} \"quoted\" 'single' \\ ü 🦀 %_");
@@ -328,6 +370,7 @@ pub async fn a_burst_of_concurrent_inserts_gets_every_answer_right_and_stores_ex
     let sender_ids: HashSet<UserId> = senders.iter().map(|u| u.id).collect();
     let mut firsts: HashMap<(ChatId, UserId, String), Message> = HashMap::new();
     let mut stored: Vec<Message> = Vec::new();
+    let mut outsiders = 0;
     for (i, (request, answer)) in requests.iter().zip(answers).enumerate() {
         if !live_ids.contains(&request.chat_id) {
             assert!(
@@ -341,6 +384,14 @@ pub async fn a_burst_of_concurrent_inserts_gets_every_answer_right_and_stores_ex
                 matches!(answer, Err(StoreError::UnknownUser)),
                 "{i}: {answer:?}"
             );
+            continue;
+        }
+        if (request.sender_id, request.chat_id) == outsider {
+            assert!(
+                matches!(answer, Err(StoreError::NotMember)),
+                "{i}: {answer:?}"
+            );
+            outsiders += 1;
             continue;
         }
         let (message, new) = answer.unwrap();
@@ -362,6 +413,9 @@ pub async fn a_burst_of_concurrent_inserts_gets_every_answer_right_and_stores_ex
             None => assert!(new, "{i}"),
         }
     }
+    // Carol's sends to the chat she is not in: i ≡ 11 (mod 12) and not one of the
+    // failing kinds above.
+    assert_eq!(outsiders, 24);
     // Exactly one stored message per key, one per message without a key, nothing else.
     let stored_with_key: HashSet<_> = stored
         .iter()
@@ -512,12 +566,13 @@ pub async fn queued_messages_keep_the_order_queued_whatever_order_they_are_await
     assert_eq!(whole_history(db, a.id).await, stored);
 }
 
-/// Messages to a deleted chat or to none, from an unknown sender, and repeats of a
-/// client id (of an earlier message and of one begun just before), begun together with
+/// Messages to a deleted chat or to none, from an unknown sender and from a user who is
+/// not a member, and repeats of a client id (of an earlier message and of one begun just before), begun together with
 /// good messages: each gets its own answer, and the good ones are all stored, in order.
 pub async fn a_failing_message_neither_fails_nor_loses_the_messages_sent_with_it(db: &dyn Fixture) {
     let alice = user(db, "alice").await;
     let bob = user(db, "bob").await;
+    let carol = user(db, "carol").await;
     let c = chat(db, "c", alice.id, &[bob.id]).await;
     let gone = chat(db, "gone", alice.id, &[]).await;
     assert!(db.chats().delete(gone.id).await.unwrap());
@@ -536,6 +591,7 @@ pub async fn a_failing_message_neither_fails_nor_loses_the_messages_sent_with_it
             new_message(gone.id, alice.id, "to the deleted chat", Some(&key)),
             new_message(c.id, bob.id, &format!("{round}: keyed"), Some(&key)),
             new_message(c.id, unknown_user(), "from nobody", None),
+            new_message(c.id, carol.id, "from outside", Some(&key)),
             new_message(c.id, bob.id, "keyed again", Some(&key)),
             new_message(c.id, alice.id, "earlier again", Some("again")),
             new_message(unknown_chat(), bob.id, "to nowhere", Some(&key)),
@@ -553,6 +609,10 @@ pub async fn a_failing_message_neither_fails_nor_loses_the_messages_sent_with_it
         assert!(new && keyed.content.as_str() == format!("{round}: keyed"));
         assert!(
             matches!(next(), Err(StoreError::UnknownUser)),
+            "round {round}"
+        );
+        assert!(
+            matches!(next(), Err(StoreError::NotMember)),
             "round {round}"
         );
         assert_eq!(next().unwrap(), (keyed, false), "round {round}");
