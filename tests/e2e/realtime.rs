@@ -328,6 +328,69 @@ async fn concurrent_senders_to_one_chat_are_heard_in_the_stored_order_on_both_so
 }
 
 #[tokio::test]
+async fn a_message_over_64_kib_closes_the_socket_and_one_of_64_kib_is_read_on_both_kinds() {
+    // Both protocols take WebSocket messages up to the REST body limit (the largest
+    // valid event is under half of it), read through a 1 KiB buffer.
+    const LIMIT: usize = 64 * 1024;
+    let app = TestServer::spawn().await;
+    let (chat, users) = one_chat(&app, &["alice", "bob"]).await;
+    let (alice, bob) = (&users[0].1, &users[1].1);
+    for kind in [Kind::Ws, Kind::SocketIo] {
+        let mut listener = in_room(&app, Kind::Ws, bob, &chat).await;
+        let mut sender = Socket::connect(&app, kind, alice).await;
+
+        // The longest valid message, every character escaped on the wire (~24 KiB).
+        let content = "\u{1}".repeat(4096);
+        let sent = sender
+            .request(
+                "messages:create",
+                json!({ "chatId": chat, "content": content }),
+            )
+            .await;
+        assert_eq!(sent["content"], content, "{kind:?}");
+        assert_eq!(
+            listener.expect_event("messages:new").await["content"],
+            content
+        );
+
+        // Exactly at the limit: read, and refused for its unknown field only.
+        let at_limit = sender
+            .emit_padded(
+                "messages:create",
+                json!({ "chatId": chat, "content": "a" }),
+                LIMIT,
+            )
+            .await;
+        let (acked, refusal) = sender.next_ack().await;
+        assert_eq!(acked, at_limit, "{kind:?}");
+        assert_eq!(refusal["status"], "error", "{kind:?}: {refusal}");
+        let still_open = sender
+            .request(
+                "messages:create",
+                json!({ "chatId": chat, "content": "ok" }),
+            )
+            .await;
+        assert_eq!(still_open["content"], "ok", "{kind:?}");
+
+        // One byte over: the connection is closed, and nothing of it is stored.
+        sender
+            .emit_padded(
+                "messages:create",
+                json!({ "chatId": chat, "content": "b" }),
+                LIMIT + 1,
+            )
+            .await;
+        sender.expect_closed().await;
+        assert_eq!(
+            listener.expect_event("messages:new").await["content"],
+            "ok",
+            "{kind:?}"
+        );
+        listener.expect_silence(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test]
 async fn sends_fired_without_waiting_are_acked_in_order_and_a_later_request_sees_them_all() {
     // A connection's sends are pipelined (the next is handled once the previous is
     // queued): answers must still come in the order asked, and any other request must

@@ -179,6 +179,44 @@ impl Socket {
         }
     }
 
+    /// Sends `event` with `data` as one message of exactly `len` bytes on the wire,
+    /// padding `data` with a `pad` field; returns the ack's id. (The server refuses
+    /// unknown fields, so a padded event that is read gets an error ack.)
+    pub async fn emit_padded(&mut self, event: &str, mut data: Value, len: usize) -> u64 {
+        let id = self.next_ack;
+        self.next_ack += 1;
+        data["pad"] = json!("");
+        let frame = |data: &Value| match self.kind {
+            Kind::Ws => json!({ "event": event, "data": data, "ack": id }).to_string(),
+            Kind::SocketIo => format!("42{id}{}", json!([event, data])),
+        };
+        let bare = frame(&data).len();
+        assert!(bare <= len, "{event} alone takes {bare} bytes");
+        data["pad"] = json!("x".repeat(len - bare));
+        let text = frame(&data);
+        assert_eq!(text.len(), len);
+        self.write_text(text).await;
+        id
+    }
+
+    /// Waits until the server closes the socket (a close frame, or the connection
+    /// ends), answering pings meanwhile; fails on any event or ack first.
+    pub async fn expect_closed(&mut self) {
+        loop {
+            let message = tokio::time::timeout(ARRIVAL, self.ws.next())
+                .await
+                .expect("the server to close the socket within 10 s");
+            match message {
+                None | Some(Err(_) | Ok(Message::Close(_))) => return,
+                Some(Ok(Message::Text(text))) if self.kind == Kind::SocketIo && text == "2" => {
+                    self.write_text("3".to_owned()).await;
+                }
+                Some(Ok(Message::Text(text))) => panic!("expected the socket closed, got {text}"),
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
     async fn write_text(&mut self, text: String) {
         self.ws
             .send(Message::text(text))

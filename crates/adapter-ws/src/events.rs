@@ -122,8 +122,9 @@ pub(crate) async fn serve<R, S>(
                 }
                 // The sends in flight go on meanwhile: this one may wait for a turn
                 // that only they can release.
-                let handling = session.handle(&event, data);
-                let mut handling = std::pin::pin!(handling);
+                // Boxed: pinned in place, the handler's future would make this task
+                // (which every idle socket keeps) larger by its whole size.
+                let mut handling = Box::pin(session.handle(&event, data));
                 let handled = loop {
                     tokio::select! {
                         biased;

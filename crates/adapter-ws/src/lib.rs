@@ -37,6 +37,18 @@ pub const OUTBOUND_QUEUE: usize = 1024;
 /// event is refused with an `exception` (the socket stays).
 pub const INBOUND_QUEUE: usize = 512;
 
+/// Largest WebSocket message a client may send, on either protocol: the REST body
+/// limit. The largest valid event (a `chats:connect` of 1000 ids, a 4096-character
+/// message of escaped characters) is under half of it; a larger message closes the
+/// connection.
+pub(crate) const MAX_INCOMING_MESSAGE: usize = 64 * 1024;
+
+/// What each WebSocket reads from its TCP socket at once, on either protocol; its read
+/// buffer starts at this size and is kept while the connection lives (it grows only
+/// to hold a larger message). Small, because an idle connection pays for it: events
+/// are mostly far smaller, and a larger one takes a few more reads.
+const WS_READ_BUFFER: usize = 1024;
+
 /// What the socket handlers share.
 #[derive(Clone)]
 pub(crate) struct Realtime {
@@ -107,18 +119,31 @@ impl Rooms {
     }
 }
 
-/// The socket endpoints: merge [`Endpoints::router`] beside the REST routes, then wrap
-/// the whole router in [`Endpoints::layer`] (Socket.IO answers on `/socket.io/`).
+/// The socket endpoints, to serve around the REST routes with [`Endpoints::around`].
 pub struct Endpoints {
     /// `GET /ws`.
-    pub router: Router,
+    router: Router,
     /// The Socket.IO layer.
-    pub layer: SocketIoLayer,
+    layer: SocketIoLayer,
     io: SocketIo,
     hub: Arc<Hub>,
 }
 
 impl Endpoints {
+    /// The whole service: `rest` with `GET /ws` beside it, behind Socket.IO, which
+    /// answers on `/socket.io/` and passes every other request through.
+    pub fn around(&self, rest: Router) -> Router {
+        // The layer must wrap the router exactly once: each `layer()` call makes a
+        // separate engine with its own sessions, and `Router::layer` would call it once
+        // per route, so a long-polling handshake and its next request could meet
+        // different engines.
+        let socketio = tower::Layer::layer(&self.layer, rest.merge(self.router.clone()));
+        Router::new().fallback_service(tower::ServiceExt::map_request(
+            socketio,
+            socketio::detach_request_head,
+        ))
+    }
+
     /// A handle that closes every socket at shutdown.
     pub fn closer(&self) -> SocketCloser {
         SocketCloser {

@@ -5,7 +5,8 @@
 use std::future::{Ready, ready};
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, header};
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::Value;
@@ -21,7 +22,12 @@ use crate::events::{self, ClientEvent};
 use crate::frame::Frame;
 use crate::hub::{Connection, Undeliverable};
 use crate::session::{Exception, Session};
-use crate::{INBOUND_QUEUE, OUTBOUND_QUEUE, Realtime, token_from_query};
+use crate::{
+    INBOUND_QUEUE, MAX_INCOMING_MESSAGE, OUTBOUND_QUEUE, Realtime, WS_READ_BUFFER, token_from_query,
+};
+
+/// Where socketioxide answers (its default path).
+const SOCKETIO_PATH: &str = "/socket.io";
 
 /// `auth` of the handshake; other fields are ignored.
 #[derive(Deserialize)]
@@ -49,10 +55,38 @@ impl std::fmt::Display for Refusal {
 pub(crate) fn layer(realtime: Realtime) -> (SocketIoLayer, SocketIo) {
     let (layer, io) = SocketIo::builder()
         .max_buffer_size(OUTBOUND_QUEUE)
+        .ws_read_buffer_size(WS_READ_BUFFER)
+        .ws_max_message_size(MAX_INCOMING_MESSAGE)
+        .ws_max_frame_size(MAX_INCOMING_MESSAGE)
         .with_state(realtime)
         .build_layer();
     io.ns("/", on_connect.with(authenticate));
     (layer, io)
+}
+
+/// Gives a Socket.IO request a head of its own, so that hyper's read buffer is freed.
+///
+/// hyper parses a request without copying: its URI and header values point into the
+/// connection's read buffer (16 KiB), and socketioxide keeps the request's head for
+/// the whole session (`Socket::req_parts`), so every idle socket would keep that
+/// buffer. Copying the few hundred bytes of the head lets it go. Other requests pass
+/// untouched.
+pub(crate) fn detach_request_head(request: Request) -> Request {
+    if !request.uri().path().starts_with(SOCKETIO_PATH) {
+        return request;
+    }
+    let (mut head, body) = request.into_parts();
+    // Parsing what was a valid URI again cannot fail; if it did, the request would
+    // only keep the buffer.
+    if let Ok(uri) = Uri::try_from(head.uri.to_string()) {
+        head.uri = uri;
+    }
+    for value in head.headers.values_mut() {
+        if let Ok(copy) = HeaderValue::from_bytes(value.as_bytes()) {
+            *value = copy;
+        }
+    }
+    Request::from_parts(head, body)
 }
 
 /// Connect middleware: a valid token from `auth.token`, `Authorization: Bearer` or
@@ -110,7 +144,9 @@ fn attach(socket: &SocketRef, realtime: &Realtime, user: domain::UserId) {
         .hub
         .register(user, Arc::new(SocketIoConnection(socket.clone())));
     let session = Session::new(realtime.app.clone(), Arc::clone(&realtime.hub), conn, user);
-    let (queue, inbound) = mpsc::channel::<Inbound>(INBOUND_QUEUE);
+    // Boxed: the channel's first block of 32 slots lives as long as the socket, and a
+    // box is 8 bytes where an `Inbound` is 80 (2.5 KiB of each idle socket).
+    let (queue, inbound) = mpsc::channel::<Box<Inbound>>(INBOUND_QUEUE);
     let stop = CancellationToken::new();
     tokio::spawn(work(session, socket.clone(), inbound, stop.clone()));
 
@@ -124,7 +160,7 @@ fn attach(socket: &SocketRef, realtime: &Realtime, user: domain::UserId) {
               -> Ready<()> {
             let data = data.unwrap_or(Value::Null);
             if let Err(mpsc::error::TrySendError::Full(inbound)) =
-                queue.try_send(Inbound { event, data, ack })
+                queue.try_send(Box::new(Inbound { event, data, ack }))
             {
                 let refusal = Exception {
                     event: inbound.event,
@@ -154,11 +190,12 @@ fn on_connect() -> Ready<()> {
 async fn work(
     session: Session,
     socket: SocketRef,
-    mut inbound: mpsc::Receiver<Inbound>,
+    mut inbound: mpsc::Receiver<Box<Inbound>>,
     stop: CancellationToken,
 ) {
     let events = futures_util::stream::poll_fn(move |cx| inbound.poll_recv(cx))
-        .map(|Inbound { event, data, ack }| {
+        .map(|inbound| {
+            let Inbound { event, data, ack } = *inbound;
             Ok(ClientEvent {
                 event,
                 data,
@@ -218,5 +255,68 @@ impl Connection for SocketIoConnection {
 
     fn close(&self) {
         let _ = self.0.clone().disconnect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::{Body, Bytes};
+    use axum::http::header::AUTHORIZATION;
+
+    use super::*;
+
+    /// What hyper hands on: a request whose path and header value are slices of the
+    /// connection's read buffer, `buffer` (`path` bytes, a space, then the value).
+    fn parsed_from(buffer: &Bytes, path: usize) -> Request {
+        let uri = Uri::from_maybe_shared(buffer.slice(..path)).unwrap();
+        let token = HeaderValue::from_maybe_shared(buffer.slice(path + 1..)).unwrap();
+        let mut request = Request::new(Body::empty());
+        *request.uri_mut() = uri;
+        request.headers_mut().insert(AUTHORIZATION, token);
+        request.extensions_mut().insert(7_u32);
+        request
+    }
+
+    /// Whether `bytes` lies in `buffer`'s memory.
+    fn points_into(buffer: &Bytes, bytes: &[u8]) -> bool {
+        buffer.as_ptr_range().contains(&bytes.as_ptr())
+    }
+
+    #[test]
+    fn a_socket_io_request_s_head_no_longer_points_into_the_read_buffer() {
+        let line = "/socket.io/?EIO=4&transport=websocket";
+        let buffer = Bytes::from(format!("{line} Bearer abc"));
+        let request = parsed_from(&buffer, line.len());
+        assert!(points_into(&buffer, request.uri().path().as_bytes()));
+        assert!(points_into(
+            &buffer,
+            request.headers()[AUTHORIZATION].as_bytes()
+        ));
+
+        let detached = detach_request_head(request);
+        assert_eq!(detached.uri(), line);
+        assert_eq!(detached.headers()[AUTHORIZATION], "Bearer abc");
+        assert_eq!(detached.extensions().get::<u32>(), Some(&7));
+        assert!(!points_into(&buffer, detached.uri().path().as_bytes()));
+        assert!(!points_into(
+            &buffer,
+            detached.uri().query().unwrap().as_bytes()
+        ));
+        assert!(!points_into(
+            &buffer,
+            detached.headers()[AUTHORIZATION].as_bytes()
+        ));
+    }
+
+    #[test]
+    fn other_requests_pass_untouched() {
+        let line = "/chats?limit=5";
+        let buffer = Bytes::from(format!("{line} Bearer abc"));
+        let passed = detach_request_head(parsed_from(&buffer, line.len()));
+        assert!(points_into(&buffer, passed.uri().path().as_bytes()));
+        assert!(points_into(
+            &buffer,
+            passed.headers()[AUTHORIZATION].as_bytes()
+        ));
     }
 }

@@ -18,16 +18,16 @@ use crate::events::{self, ClientEvent, Incoming};
 use crate::frame::Frame;
 use crate::hub::{Connection, Undeliverable};
 use crate::session::{Exception, Session};
-use crate::{OUTBOUND_QUEUE, Realtime, socketio::bearer, token_from_query};
+use crate::{
+    MAX_INCOMING_MESSAGE, OUTBOUND_QUEUE, Realtime, WS_READ_BUFFER, socketio::bearer,
+    token_from_query,
+};
 
 /// How long a closing socket may take to accept its close frame.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Most frames written to a socket between two flushes.
 const WRITE_BATCH: usize = 64;
-
-/// Largest frame a client may send.
-const MAX_INCOMING_FRAME: usize = 64 * 1024;
 
 /// A client frame.
 #[derive(Deserialize)]
@@ -72,7 +72,10 @@ pub(crate) async fn upgrade(
     };
     match upgrade {
         Ok(upgrade) => upgrade
-            .max_message_size(MAX_INCOMING_FRAME)
+            .max_message_size(MAX_INCOMING_MESSAGE)
+            .max_frame_size(MAX_INCOMING_MESSAGE)
+            // tungstenite's default is 128 KiB, all of it kept by every idle socket.
+            .read_buffer_size(WS_READ_BUFFER)
             .on_upgrade(move |socket| run(socket, realtime, user)),
         Err(rejection) => rejection.into_response(),
     }

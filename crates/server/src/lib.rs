@@ -60,20 +60,13 @@ impl Application {
         }
         let sockets = rooms.endpoints(app.clone());
         let sockets_closer = sockets.closer();
-        let rest_and_ws = adapter_http::router(HttpState {
+        let router = sockets.around(adapter_http::router(HttpState {
             app,
             readiness: Arc::new(Dependencies {
                 store: store.clone(),
                 cluster: topology.link,
             }),
-        })
-        .merge(sockets.router);
-        // Socket.IO answers on /socket.io/ and passes the rest through. Its layer must
-        // wrap the router exactly once: each `layer()` call makes a separate engine
-        // with its own sessions, and `Router::layer` would call it once per route, so a
-        // long-polling handshake and its next request could meet different engines.
-        let router =
-            axum::Router::new().fallback_service(tower::Layer::layer(&sockets.layer, rest_and_ws));
+        }));
 
         let address = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(address)
