@@ -34,6 +34,7 @@ use crate::redis::Redis;
 use crate::report::Outcome;
 use crate::scenarios::{Ctx, Scenario, Sizes};
 use crate::server::{Database, Launch, Nodes, StoreKind};
+use crate::sio::Protocol;
 
 /// Command-line options; sizes left out take the full run's defaults, or with
 /// `--quick` the smoke test's.
@@ -84,12 +85,11 @@ struct Args {
     rate: Option<f64>,
 
     /// Ingest: chats the senders write to (4 senders each; 2 with --quick); a chat's
-    /// messages are stored one at a time, so this bounds the concurrency the store
-    /// sees [default: 8; quick: 2].
+    /// messages are queued for the store one at a time [default: 8; quick: 2].
     #[arg(long)]
     chats: Option<usize>,
 
-    /// Idle: connections to hold [default: 10000; quick: 200].
+    /// Idle and idle-ws: connections to hold [default: 10000; quick: 200].
     #[arg(long)]
     connections: Option<usize>,
 
@@ -112,6 +112,7 @@ struct Args {
 enum ScenarioArg {
     Fanout,
     Idle,
+    IdleWs,
     Ingest,
     Rest,
     All,
@@ -162,7 +163,7 @@ async fn run(args: Args) -> Result<bool> {
         StoreArg::Both => vec![StoreKind::Sqlite, StoreKind::Postgres],
     };
     let binary = server_binary(args.server.as_deref())?;
-    if scenarios.contains(&Scenario::Idle) {
+    if scenarios.contains(&Scenario::Idle) || scenarios.contains(&Scenario::IdleWs) {
         raise_open_files(sizes.connections as u64 + 512)?;
     }
     let log_dir = args
@@ -297,7 +298,8 @@ async fn run_store(
         };
         let result = match scenario {
             Scenario::Fanout => scenarios::fanout::run(&ctx).await,
-            Scenario::Idle => scenarios::idle::run(&ctx).await,
+            Scenario::Idle => scenarios::idle::run(&ctx, Protocol::SocketIo).await,
+            Scenario::IdleWs => scenarios::idle::run(&ctx, Protocol::Ws).await,
             Scenario::Ingest => scenarios::ingest::run(&ctx).await,
             Scenario::Rest => scenarios::rest::run(&ctx).await,
         };
@@ -392,6 +394,7 @@ fn selected(args: &[ScenarioArg]) -> Vec<Scenario> {
                         (a, s),
                         (ScenarioArg::Fanout, Scenario::Fanout)
                             | (ScenarioArg::Idle, Scenario::Idle)
+                            | (ScenarioArg::IdleWs, Scenario::IdleWs)
                             | (ScenarioArg::Ingest, Scenario::Ingest)
                             | (ScenarioArg::Rest, Scenario::Rest)
                     )
@@ -518,6 +521,10 @@ mod tests {
         assert_eq!(
             plan(&["bench", "--scenario", "idle"]).ok(),
             Some(vec![Scenario::Idle])
+        );
+        assert_eq!(
+            plan(&["bench", "--scenario", "idle-ws", "--scenario", "idle"]).ok(),
+            Some(vec![Scenario::Idle, Scenario::IdleWs])
         );
         assert!(Args::try_parse_from(["bench", "--nodes", "0"]).is_err());
     }

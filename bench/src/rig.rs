@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::{Api, User};
 use crate::server::{Nodes, NodesSample, ProcSample};
-use crate::sio::{Connect, Handler, Liveness, Socket};
+use crate::sio::{Connect, Handler, Liveness, Protocol, Socket};
 use crate::stats::{Histogram, MAX_SEQ, SeqSet, now_ns};
 
 /// The text of every benchmark message (about the length of a typical chat line).
@@ -318,6 +318,7 @@ impl Rig {
                     let port = ports[node_of(r, m)];
                     async move {
                         let mut socket = Socket::connect(&Connect {
+                            protocol: Protocol::SocketIo,
                             port,
                             token: &user.token,
                             local: None,

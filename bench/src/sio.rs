@@ -1,6 +1,7 @@
 //! A minimal Socket.IO client speaking the wire format over a raw WebSocket
 //! (engine.io v4, socket.io v5): just what a load generator needs, so one client costs
-//! little more than its TCP connection.
+//! little more than its TCP connection. It also speaks the plain `/ws` protocol (JSON
+//! frames `{"event", "data", "ack"}`), for the idle connections of that endpoint.
 //!
 //! The exchange: connect `ws://…/socket.io/?EIO=4&transport=websocket`, read the
 //! engine.io open packet `0{…}`, send `40{"token":…}` to connect the default namespace,
@@ -32,8 +33,19 @@ const MAX_PACKETS_PER_ANSWER: usize = 10_000;
 /// Outgoing packets written before one flush.
 const WRITE_BATCH: usize = 64;
 
+/// Which of the server's real-time protocols a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Socket.IO on `/socket.io/`.
+    SocketIo,
+    /// The plain WebSocket protocol on `/ws`.
+    Ws,
+}
+
 /// How to open one connection.
 pub struct Connect<'a> {
+    /// The protocol to speak.
+    pub protocol: Protocol,
     /// The server's port on 127.0.0.1.
     pub port: u16,
     /// The bearer token sent in the handshake's `auth`.
@@ -47,6 +59,7 @@ pub struct Connect<'a> {
 
 /// A connected, authenticated socket before its I/O task starts.
 pub struct Socket {
+    protocol: Protocol,
     ws: WebSocketStream<TcpStream>,
     next_ack: u64,
 }
@@ -72,8 +85,29 @@ enum Packet<'a> {
     Malformed,
 }
 
-/// Splits one text frame into a [`Packet`].
-fn parse(text: &str) -> Packet<'_> {
+/// Splits one text frame of `protocol` into a [`Packet`].
+fn parse(protocol: Protocol, text: &str) -> Packet<'_> {
+    match protocol {
+        Protocol::SocketIo => parse_socket_io(text),
+        Protocol::Ws => parse_ws(text),
+    }
+}
+
+/// A `/ws` frame: an ack `{"event":"ack","ack":N,…}`, else an event. Only the kind and
+/// the ack id matter here; the text handed on is the whole frame.
+fn parse_ws(text: &str) -> Packet<'_> {
+    let Ok(frame) = serde_json::from_str::<serde_json::Value>(text) else {
+        return Packet::Malformed;
+    };
+    match (frame["event"].as_str(), frame["ack"].as_u64()) {
+        (Some("ack"), Some(id)) => Packet::Ack(id, text),
+        (Some(_), _) => Packet::Event(text),
+        (None, _) => Packet::Malformed,
+    }
+}
+
+/// Splits one engine.io / Socket.IO text frame into a [`Packet`].
+fn parse_socket_io(text: &str) -> Packet<'_> {
     let mut chars = text.chars();
     match chars.next() {
         Some('2') => Packet::Ping,
@@ -112,7 +146,8 @@ fn parse(text: &str) -> Packet<'_> {
 }
 
 impl Socket {
-    /// Opens a WebSocket, does the engine.io and Socket.IO handshakes with the token.
+    /// Opens a WebSocket with the token: for Socket.IO, then the engine.io and
+    /// Socket.IO handshakes; `/ws` takes the token in its URL.
     pub async fn connect(options: &Connect<'_>) -> Result<Self> {
         let server = SocketAddr::from((Ipv4Addr::LOCALHOST, options.port));
         let tcp = TcpSocket::new_v4().context("creating a socket")?;
@@ -125,10 +160,13 @@ impl Socket {
             .context("TCP connect timed out")?
             .context("TCP connect")?;
         stream.set_nodelay(true)?;
-        let url = format!(
-            "ws://127.0.0.1:{}/socket.io/?EIO=4&transport=websocket",
-            options.port
-        );
+        let url = match options.protocol {
+            Protocol::SocketIo => format!(
+                "ws://127.0.0.1:{}/socket.io/?EIO=4&transport=websocket",
+                options.port
+            ),
+            Protocol::Ws => format!("ws://127.0.0.1:{}/ws?token={}", options.port, options.token),
+        };
         let config = WebSocketConfig::default().read_buffer_size(options.read_buffer);
         let (ws, _) = tokio::time::timeout(
             STEP_TIMEOUT,
@@ -137,7 +175,14 @@ impl Socket {
         .await
         .context("WebSocket upgrade timed out")?
         .context("WebSocket upgrade")?;
-        let mut socket = Self { ws, next_ack: 1 };
+        let mut socket = Self {
+            protocol: options.protocol,
+            ws,
+            next_ack: 1,
+        };
+        if options.protocol == Protocol::Ws {
+            return Ok(socket);
+        }
 
         let open = socket.next_text().await?;
         if !open.starts_with('0') {
@@ -147,7 +192,7 @@ impl Socket {
         socket.send(format!("40{auth}")).await?;
         for _ in 0..MAX_PACKETS_PER_ANSWER {
             let text = socket.next_text().await?;
-            match parse(&text) {
+            match parse(Protocol::SocketIo, &text) {
                 Packet::Connected => return Ok(socket),
                 Packet::Refused(why) => bail!("the server refused the connection: {why}"),
                 Packet::Closed => bail!("the server closed the connection in the handshake"),
@@ -162,11 +207,16 @@ impl Socket {
         let id = self.next_ack;
         self.next_ack += 1;
         let data = serde_json::json!({ "chatIds": chat_ids });
-        self.send(format!("42{id}[\"chats:connect\",{data}]"))
-            .await?;
+        let frame = match self.protocol {
+            Protocol::SocketIo => format!("42{id}[\"chats:connect\",{data}]"),
+            Protocol::Ws => {
+                serde_json::json!({ "event": "chats:connect", "data": data, "ack": id }).to_string()
+            }
+        };
+        self.send(frame).await?;
         for _ in 0..MAX_PACKETS_PER_ANSWER {
             let text = self.next_text().await?;
-            match parse(&text) {
+            match parse(self.protocol, &text) {
                 Packet::Ack(got, payload) if got == id => {
                     if payload.contains("\"status\":\"error\"") {
                         bail!("chats:connect failed: {payload}");
@@ -201,7 +251,7 @@ impl Socket {
                 .context("the server did not answer in time")?;
             match frame {
                 Some(Ok(Message::Text(text))) => {
-                    if text.as_str() == "2" {
+                    if self.protocol == Protocol::SocketIo && text.as_str() == "2" {
                         self.send("3".to_owned()).await?;
                         continue;
                     }
@@ -223,19 +273,20 @@ impl Socket {
         outgoing: Option<mpsc::Receiver<String>>,
         liveness: Arc<Liveness>,
     ) -> JoinHandle<()> {
-        tokio::spawn(run(self.ws, handler, outgoing, liveness))
+        tokio::spawn(run(self.protocol, self.ws, handler, outgoing, liveness))
     }
 }
 
 /// What a connection does with the server's events and acks. Called on the
 /// connection's task, one packet at a time.
 pub trait Handler: Send + 'static {
-    /// An event; `array` is its `["name",payload]` text.
+    /// An event; `array` is its `["name",payload]` text (on `/ws`, the whole frame).
     fn event(&mut self, array: &str) {
         let _ = array;
     }
 
-    /// The answer to ack id `id`; `args` is its argument array.
+    /// The answer to ack id `id`; `args` is its argument array (on `/ws`, the whole
+    /// frame).
     fn ack(&mut self, id: u64, args: &str) {
         let _ = (id, args);
     }
@@ -283,6 +334,7 @@ impl Liveness {
 
 /// The connection's task.
 async fn run<H: Handler>(
+    protocol: Protocol,
     mut ws: WebSocketStream<TcpStream>,
     mut handler: H,
     mut outgoing: Option<mpsc::Receiver<String>>,
@@ -298,7 +350,7 @@ async fn run<H: Handler>(
                     Some(Ok(_)) => continue,
                     Some(Err(err)) => break format!("read error: {err}"),
                 };
-                match parse(text.as_str()) {
+                match parse(protocol, text.as_str()) {
                     Packet::Ping => {
                         if let Err(err) = ws.send(Message::text("3")).await {
                             break format!("write error: {err}");
@@ -359,7 +411,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn packets_are_recognised() {
+    fn socket_io_packets_are_recognised() {
+        let parse = parse_socket_io;
         assert_eq!(parse("2"), Packet::Ping);
         assert_eq!(parse("3"), Packet::Other);
         assert_eq!(parse(r#"40{"sid":"x"}"#), Packet::Connected);
@@ -379,5 +432,16 @@ mod tests {
         assert_eq!(parse("43x[]"), Packet::Malformed);
         assert_eq!(parse(""), Packet::Malformed);
         assert_eq!(parse("4"), Packet::Malformed);
+    }
+
+    #[test]
+    fn ws_frames_are_recognised() {
+        let ack = r#"{"event":"ack","ack":3,"data":{"chatIds":["x"]}}"#;
+        assert_eq!(parse(Protocol::Ws, ack), Packet::Ack(3, ack));
+        let event = r#"{"event":"messages:new","data":{"id":"1"}}"#;
+        assert_eq!(parse(Protocol::Ws, event), Packet::Event(event));
+        assert_eq!(parse(Protocol::Ws, r#"{"data":1}"#), Packet::Malformed);
+        assert_eq!(parse(Protocol::Ws, "2"), Packet::Malformed);
+        assert_eq!(parse(Protocol::Ws, "not json"), Packet::Malformed);
     }
 }

@@ -1,6 +1,7 @@
-//! Idle connections: N authenticated Socket.IO connections, each in one chat's room,
-//! doing nothing but answering pings. Measures the server's resident memory per
-//! connection, ((RSS after) − (RSS before)) / N.
+//! Idle connections: N authenticated connections, each in one chat's room, doing
+//! nothing but answering pings; Socket.IO (`idle`) or the plain `/ws` protocol
+//! (`idle-ws`). Measures the server's resident memory per connection,
+//! ((RSS after) − (RSS before)) / N.
 //!
 //! One source address has about 28,000 ephemeral ports towards one server port, so the
 //! connections come from several loopback addresses (127.0.0.2, 127.0.0.3, …; all of
@@ -18,7 +19,7 @@ use serde_json::json;
 use super::{Ctx, Scenario};
 use crate::report::{Cells, Outcome, cpu, mib, thousands};
 use crate::server::ProcSample;
-use crate::sio::{Connect, Idle, Liveness, Socket};
+use crate::sio::{Connect, Idle, Liveness, Protocol, Socket};
 use crate::stats::Histogram;
 
 /// Connections from one source address (well under its ~28,000 ephemeral ports).
@@ -38,7 +39,11 @@ const SETTLE: Duration = Duration::from_secs(2);
 const READ_BUFFER: usize = 4 * 1024;
 
 /// Connects, measures, holds, measures again, closes.
-pub async fn run(ctx: &Ctx<'_>) -> Result<Vec<Outcome>> {
+pub async fn run(ctx: &Ctx<'_>, protocol: Protocol) -> Result<Vec<Outcome>> {
+    let scenario = match protocol {
+        Protocol::SocketIo => Scenario::Idle,
+        Protocol::Ws => Scenario::IdleWs,
+    };
     let sizes = ctx.sizes;
     let n = sizes.connections;
     let users = ctx
@@ -53,6 +58,7 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<Vec<Outcome>> {
     // One connection first, so that what every process pays once (pools, buffers,
     // lazily made tables) is in the "before".
     let mut warm = Socket::connect(&Connect {
+        protocol,
         port,
         token: &users[0].token,
         local: None,
@@ -81,6 +87,7 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<Vec<Outcome>> {
             async move {
                 let begun = Instant::now();
                 let mut socket = Socket::connect(&Connect {
+                    protocol,
                     port,
                     token,
                     local: Some(Ipv4Addr::new(127, 0, 0, source)),
@@ -174,7 +181,7 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<Vec<Outcome>> {
         "dropped_connections": dropped,
     });
     Ok(vec![Outcome {
-        scenario: Scenario::Idle.name(),
+        scenario: scenario.name(),
         store: ctx.store,
         phase: format!("{} connections", thousands(n as f64)),
         cells,

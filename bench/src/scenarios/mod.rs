@@ -16,8 +16,10 @@ use crate::server::{Nodes, Server, StoreKind};
 pub enum Scenario {
     /// Messages into rooms of connected members: deliveries/s, latency, loss.
     Fanout,
-    /// Authenticated idle connections: server memory per connection.
+    /// Authenticated idle Socket.IO connections: server memory per connection.
     Idle,
+    /// The same over the plain `/ws` protocol.
+    IdleWs,
     /// Persisted, acknowledged messages/s with nobody listening.
     Ingest,
     /// `GET /chats`, `POST /auth/login`, and message latency under a login storm.
@@ -26,13 +28,20 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in the order `all` runs them.
-    pub const ALL: [Self; 4] = [Self::Fanout, Self::Idle, Self::Ingest, Self::Rest];
+    pub const ALL: [Self; 5] = [
+        Self::Fanout,
+        Self::Idle,
+        Self::IdleWs,
+        Self::Ingest,
+        Self::Rest,
+    ];
 
     /// Its name in reports.
     pub fn name(self) -> &'static str {
         match self {
             Self::Fanout => "fanout",
             Self::Idle => "idle",
+            Self::IdleWs => "idle-ws",
             Self::Ingest => "ingest",
             Self::Rest => "rest",
         }
@@ -50,7 +59,7 @@ impl Scenario {
     pub fn users(self, sizes: &Sizes) -> usize {
         match self {
             Self::Fanout => sizes.rooms * sizes.members,
-            Self::Idle => sizes.idle_users,
+            Self::Idle | Self::IdleWs => sizes.idle_users,
             Self::Ingest => sizes.ingest_chats * sizes.ingest_senders,
             Self::Rest => sizes
                 .rest_clients
