@@ -35,7 +35,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::ports::{InsertAnswer, QueuedMessage};
+use domain::ports::{InsertAnswer, LeftOut, QueuedMessage};
 use domain::{ClientMsgId, Message, NewMessage, StoreError};
 use group_commit::{BatchWriter, GroupCommit, Limits, NotWritten};
 use sqlx::pool::PoolConnection;
@@ -255,7 +255,7 @@ async fn write_batch(
                     else {
                         continue;
                     };
-                    answers[i] = Some(answer_left_out(row));
+                    answers[i] = Some(row.answer());
                 }
             }
             Err(err) => {
@@ -333,23 +333,15 @@ async fn explain_left_out(
     .map_err(store_error)
 }
 
-/// The answer to a message the insert left out: `ChatGone`, `UnknownUser` or
-/// `NotMember`, in this order (the order of the insert's checks); else the first
-/// message with its client id.
-fn answer_left_out(row: LeftOutRow) -> InsertAnswer {
-    if !row.chat_exists {
-        return Err(StoreError::ChatGone);
-    }
-    if !row.sender_exists {
-        return Err(StoreError::UnknownUser);
-    }
-    match row.first.into_row() {
-        Some(first) if row.sender_is_member => {
-            Message::try_from(first).map(|message| (message, false))
+impl LeftOutRow {
+    /// What the store answers for this message (the domain's [`LeftOut`]).
+    fn answer(self) -> InsertAnswer {
+        LeftOut {
+            chat_exists: self.chat_exists,
+            sender_exists: self.sender_exists,
+            sender_is_member: self.sender_is_member,
+            first: self.first.into_row().map(Message::try_from),
         }
-        // Not a member when the insert ran. One found a member without a repeated
-        // client id was added after the insert (the only other reason to be left
-        // out is a repeat, and stored messages go only with their chat or sender).
-        _ => Err(StoreError::NotMember),
+        .answer()
     }
 }

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use domain::ports::{InsertAnswer, QueuedMessage};
+use domain::ports::{InsertAnswer, LeftOut, QueuedMessage};
 use domain::{ClientMsgId, Message, NewMessage, StoreError};
 use group_commit::{BatchWriter, GroupCommit, Limits, NotWritten};
 use sqlx::{Sqlite, Transaction};
@@ -236,7 +236,7 @@ async fn write_batch(
             else {
                 continue;
             };
-            answers[i] = Some(answer_left_out(row));
+            answers[i] = Some(row.answer());
         }
     }
     tx.commit().await.map_err(store_error)?;
@@ -253,8 +253,8 @@ async fn write_batch(
 }
 
 /// Why each of the `left_out` messages was not stored: whether its chat and sender
-/// exist, whether the sender is a member, and the earlier message with its client id. Inside the batch's transaction,
-/// so it sees the messages the batch stored.
+/// exist, whether the sender is a member, and the earlier message with its client id.
+/// Inside the batch's transaction, so it sees the messages the batch stored.
 async fn explain_left_out(
     tx: &mut Transaction<'static, Sqlite>,
     messages: &[&NewMessage],
@@ -291,26 +291,16 @@ async fn explain_left_out(
     .map_err(store_error)
 }
 
-/// The answer to a message the insert left out: `ChatGone`, `UnknownUser` or
-/// `NotMember`, in this order (the order of the insert's checks); else the first
-/// message with its client id.
-fn answer_left_out(row: LeftOutRow) -> InsertAnswer {
-    if !row.chat_exists {
-        return Err(StoreError::ChatGone);
-    }
-    if !row.sender_exists {
-        return Err(StoreError::UnknownUser);
-    }
-    if !row.sender_is_member {
-        return Err(StoreError::NotMember);
-    }
-    match row.first.into_row() {
-        Some(first) => Message::try_from(first).map(|message| (message, false)),
-        // The batch's transaction still holds the write lock: nothing changed since
-        // the insert.
-        None => Err(StoreError::unavailable(Inconsistent(
-            "an insert left out a member's message to an existing chat, without a repeated client id",
-        ))),
+impl LeftOutRow {
+    /// What the store answers for this message (the domain's [`LeftOut`]).
+    fn answer(self) -> InsertAnswer {
+        LeftOut {
+            chat_exists: self.chat_exists,
+            sender_exists: self.sender_exists,
+            sender_is_member: self.sender_is_member,
+            first: self.first.into_row().map(Message::try_from),
+        }
+        .answer()
     }
 }
 

@@ -219,6 +219,44 @@ impl std::fmt::Debug for QueuedMessage {
     }
 }
 
+/// What a store found, after its insert, about a message the insert left out; for the
+/// stores that check a batch of messages in one statement and then explain each one
+/// refused. [`LeftOut::answer`] is what [`MessageRepository::insert`] answers for it,
+/// in the order its contract gives.
+#[derive(Debug)]
+pub struct LeftOut {
+    /// Whether the chat exists.
+    pub chat_exists: bool,
+    /// Whether the sender exists.
+    pub sender_exists: bool,
+    /// Whether the sender is a member of the chat.
+    pub sender_is_member: bool,
+    /// The message the sender stored earlier with the same client id, if any (or why
+    /// it could not be read).
+    pub first: Option<Result<Message, StoreError>>,
+}
+
+impl LeftOut {
+    /// `ChatGone`, `UnknownUser` or `NotMember`, in this order; else the first message
+    /// with the same client id, with `false`.
+    pub fn answer(self) -> InsertAnswer {
+        if !self.chat_exists {
+            return Err(StoreError::ChatGone);
+        }
+        if !self.sender_exists {
+            return Err(StoreError::UnknownUser);
+        }
+        match self.first {
+            Some(first) if self.sender_is_member => first.map(|message| (message, false)),
+            // Not a member when the insert ran. One found a member without a repeated
+            // client id was added after the insert (a store that explains after its
+            // commit): a repeat is the only other reason to be left out, and stored
+            // messages go only with their chat or sender.
+            _ => Err(StoreError::NotMember),
+        }
+    }
+}
+
 /// Why hashing or verifying a password failed (never because it did not match).
 #[derive(Debug, thiserror::Error)]
 #[error("password hashing failed: {0}")]
@@ -359,5 +397,77 @@ pub struct SingleProcess;
 impl SendOrder for SingleProcess {
     async fn turn(&self, _chat: ChatId) -> Result<ChatTurn, StoreError> {
         Ok(ChatTurn::unshared())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::OffsetDateTime;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::ids::MessageId;
+    use crate::message::MessageContent;
+
+    fn first() -> Message {
+        Message {
+            id: MessageId::from_uuid(Uuid::from_u128(1)),
+            chat_id: ChatId::from_uuid(Uuid::from_u128(2)),
+            sender_id: UserId::from_uuid(Uuid::from_u128(3)),
+            content: MessageContent::parse("hi").unwrap(),
+            client_msg_id: None,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn left_out(chat: bool, sender: bool, member: bool, repeat: bool) -> InsertAnswer {
+        LeftOut {
+            chat_exists: chat,
+            sender_exists: sender,
+            sender_is_member: member,
+            first: repeat.then(|| Ok(first())),
+        }
+        .answer()
+    }
+
+    #[test]
+    fn a_left_out_message_is_answered_in_the_contract_s_order() {
+        for (member, repeat) in [(false, false), (false, true), (true, false), (true, true)] {
+            assert!(matches!(
+                left_out(false, false, member, repeat),
+                Err(StoreError::ChatGone)
+            ));
+            assert!(matches!(
+                left_out(true, false, member, repeat),
+                Err(StoreError::UnknownUser)
+            ));
+        }
+        assert!(matches!(
+            left_out(true, true, false, true),
+            Err(StoreError::NotMember)
+        ));
+        assert!(matches!(
+            left_out(true, true, false, false),
+            Err(StoreError::NotMember)
+        ));
+        assert!(matches!(
+            left_out(true, true, true, false),
+            Err(StoreError::NotMember)
+        ));
+        assert_eq!(left_out(true, true, true, true).unwrap(), (first(), false));
+    }
+
+    #[test]
+    fn an_unreadable_first_message_is_the_member_s_answer() {
+        let answer = LeftOut {
+            chat_exists: true,
+            sender_exists: true,
+            sender_is_member: true,
+            first: Some(Err(StoreError::unavailable(std::io::Error::other(
+                "bad row",
+            )))),
+        }
+        .answer();
+        assert!(matches!(answer, Err(StoreError::Unavailable(_))));
     }
 }
