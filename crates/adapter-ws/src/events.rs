@@ -120,11 +120,11 @@ pub(crate) async fn serve<R, S>(
                         reply(answer, earlier);
                     }
                 }
-                // The sends in flight go on meanwhile: this one may wait for a turn
-                // that only they can release.
                 // Boxed: pinned in place, the handler's future would make this task
                 // (which every idle socket keeps) larger by its whole size.
                 let mut handling = Box::pin(session.handle(&event, data));
+                // The sends in flight go on meanwhile: this one may wait for a turn
+                // that only they can release.
                 let handled = loop {
                     tokio::select! {
                         biased;
