@@ -13,10 +13,10 @@ use adapter_auth::{Argon2Hasher, JwtTokens};
 use adapter_http::{HttpState, Readiness, ReadinessProbe};
 use adapter_redis::RedisDelivery;
 use adapter_ws::SocketCloser;
+use adapter_ws::link::{ConnLink, LinkedListener};
 use anyhow::Context;
 use app::{App, Ports};
 use async_trait::async_trait;
-use axum::serve::ListenerExt;
 use domain::PasswordPolicy;
 use tokio::net::TcpListener;
 
@@ -58,7 +58,7 @@ impl Application {
         if let Some(link) = &topology.link {
             cluster::spawn_room_audits(link, rooms.audit(app.clone()));
         }
-        let sockets = rooms.endpoints(app.clone());
+        let sockets = rooms.endpoints(app.clone(), config.socket_budgets());
         let sockets_closer = sockets.closer();
         let router = sockets.around(adapter_http::router(HttpState {
             app,
@@ -101,16 +101,16 @@ impl Application {
             // Live sockets would hold the graceful shutdown open forever.
             closer.close_all().await;
         };
-        // Small frames (acks, chat messages) must leave at once, not wait for Nagle's
-        // algorithm to meet the peer's delayed ACK (tens of milliseconds a round trip).
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::warn!(%err, "cannot set TCP_NODELAY");
-            }
-        });
-        axum::serve(listener, self.router)
-            .with_graceful_shutdown(stopping)
-            .await?;
+        // Each connection's TCP link goes with its requests: the sockets measure and,
+        // when a client stops reading, cut their own.
+        let listener = LinkedListener::new(self.listener);
+        axum::serve(
+            listener,
+            self.router
+                .into_make_service_with_connect_info::<ConnLink>(),
+        )
+        .with_graceful_shutdown(stopping)
+        .await?;
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())
