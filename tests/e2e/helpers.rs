@@ -68,6 +68,19 @@ impl TestServer {
         Self::spawn_configured(extra_env, Some(path)).await
     }
 
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .and_then(Child::id)
+            .expect("a running server process")
+    }
+
+    /// `host:port` of the server, for raw TCP.
+    pub fn socket_address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
     /// What the server has logged so far (see [`TestServer::spawn_logged`]).
     pub fn log(&self) -> String {
         let path = self

@@ -158,8 +158,9 @@ pub struct Endpoints {
 impl Endpoints {
     /// The whole service: `rest` with `GET /ws` beside it, behind Socket.IO, which
     /// answers on `/socket.io/` and passes every other request through. Serve it over
-    /// a [`link::LinkedListener`] with `ConnectInfo<`[`link::ConnLink`]`>`, so that each
-    /// socket knows its TCP link (without, budgets fall back to counting frames).
+    /// [`link::LinkedStream`]s with `ConnectInfo<`[`link::ConnLink`]`>` in each
+    /// request, so that each socket knows its TCP link (without, Socket.IO's outgoing
+    /// budget falls back to counting frames).
     pub fn around(&self, rest: Router) -> Router {
         // The layer must wrap the router exactly once: each `layer()` call makes a
         // separate engine with its own sessions, and `Router::layer` would call it once

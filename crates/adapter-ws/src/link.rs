@@ -14,11 +14,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
-use axum::extract::connect_info::Connected;
-use axum::serve::{IncomingStream, Listener};
 use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// One TCP connection's shared state; the stream and the sockets over it hold it.
 #[derive(Debug)]
@@ -81,22 +79,31 @@ impl Link {
     }
 }
 
-/// A request's [`Link`], in its extensions as `ConnectInfo<ConnLink>` (see
-/// [`Router::into_make_service_with_connect_info`](axum::Router::into_make_service_with_connect_info)).
+/// A request's [`Link`], in its extensions as `ConnectInfo<ConnLink>` (the server's
+/// accept loop puts it there).
 #[derive(Debug, Clone)]
 pub struct ConnLink(pub Arc<Link>);
-
-impl Connected<IncomingStream<'_, LinkedListener>> for ConnLink {
-    fn connect_info(stream: IncomingStream<'_, LinkedListener>) -> Self {
-        Self(Arc::clone(&stream.io().link))
-    }
-}
 
 /// A TCP stream that honours its [`Link`].
 #[derive(Debug)]
 pub struct LinkedStream {
     tcp: TcpStream,
     link: Arc<Link>,
+}
+
+impl LinkedStream {
+    /// An accepted connection from `peer`, with a fresh link.
+    pub fn new(tcp: TcpStream, peer: SocketAddr) -> Self {
+        Self {
+            tcp,
+            link: Link::new(peer),
+        }
+    }
+
+    /// Its link, to share with what runs over it.
+    pub fn link(&self) -> Arc<Link> {
+        Arc::clone(&self.link)
+    }
 }
 
 fn cut_error() -> io::Error {
@@ -179,51 +186,20 @@ impl AsyncWrite for LinkedStream {
     }
 }
 
-/// A TCP listener whose connections are [`LinkedStream`]s, with `TCP_NODELAY` set.
-#[derive(Debug)]
-pub struct LinkedListener {
-    tcp: TcpListener,
-}
-
-impl LinkedListener {
-    /// Wraps a bound listener.
-    pub fn new(tcp: TcpListener) -> Self {
-        Self { tcp }
-    }
-}
-
-impl Listener for LinkedListener {
-    type Io = LinkedStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (tcp, peer) = Listener::accept(&mut self.tcp).await;
-        // Small frames (acks, chat messages) must leave at once, not wait for Nagle's
-        // algorithm to meet the peer's delayed ACK (tens of milliseconds a round trip).
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::warn!(%err, "cannot set TCP_NODELAY");
-        }
-        let link = Link::new(peer);
-        (LinkedStream { tcp, link }, peer)
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.tcp.local_addr()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
 
     use super::*;
 
     async fn pair() -> (LinkedStream, TcpStream) {
-        let mut listener = LinkedListener::new(TcpListener::bind("127.0.0.1:0").await.unwrap());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let client = TcpStream::connect(address);
-        let ((server, _), client) = tokio::join!(listener.accept(), client);
-        (server, client.unwrap())
+        let (accepted, client) = tokio::join!(listener.accept(), client);
+        let (tcp, peer) = accepted.unwrap();
+        (LinkedStream::new(tcp, peer), client.unwrap())
     }
 
     #[tokio::test]

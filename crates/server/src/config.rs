@@ -61,6 +61,15 @@ pub struct Config {
     #[arg(long, env = "SOCKET_OUTGOING_BUDGET", default_value = "1MiB", value_parser = parse_bytes)]
     pub socket_outgoing_budget: u64,
 
+    /// How long a connection may take to send a request's head, and stay idle between
+    /// requests (keep-alive), before it is closed.
+    #[arg(long, env = "HTTP_IDLE_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub http_idle_timeout: Duration,
+
+    /// How long one REST request may take, its body included; past it, `408`.
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub http_request_timeout: Duration,
+
     /// Bytes of one Socket.IO socket's events that may wait to be handled; beyond it an
     /// event gets `exception` "too many requests in flight".
     #[arg(long, env = "SOCKET_INCOMING_BUDGET", default_value = "1MiB", value_parser = parse_bytes)]
@@ -80,6 +89,8 @@ impl Config {
             password_min_length: 8,
             rust_log: "warn".to_owned(),
             redis_url: None,
+            http_idle_timeout: Duration::from_secs(30),
+            http_request_timeout: Duration::from_secs(30),
             socket_outgoing_budget: adapter_ws::Budgets::default().outgoing,
             socket_incoming_budget: adapter_ws::Budgets::default().incoming,
         }

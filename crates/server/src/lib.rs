@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod config;
+mod serve;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -13,7 +14,6 @@ use adapter_auth::{Argon2Hasher, JwtTokens};
 use adapter_http::{HttpState, Readiness, ReadinessProbe};
 use adapter_redis::RedisDelivery;
 use adapter_ws::SocketCloser;
-use adapter_ws::link::{ConnLink, LinkedListener};
 use anyhow::Context;
 use app::{App, Ports};
 use async_trait::async_trait;
@@ -28,6 +28,7 @@ pub struct Application {
     router: axum::Router,
     store: store::Store,
     sockets_closer: SocketCloser,
+    idle_timeout: std::time::Duration,
 }
 
 impl Application {
@@ -60,13 +61,18 @@ impl Application {
         }
         let sockets = rooms.endpoints(app.clone(), config.socket_budgets());
         let sockets_closer = sockets.closer();
-        let router = sockets.around(adapter_http::router(HttpState {
-            app,
-            readiness: Arc::new(Dependencies {
-                store: store.clone(),
-                cluster: topology.link,
-            }),
-        }));
+        let router = sockets.around(adapter_http::router_with_limits(
+            HttpState {
+                app,
+                readiness: Arc::new(Dependencies {
+                    store: store.clone(),
+                    cluster: topology.link,
+                }),
+            },
+            adapter_http::RequestLimits {
+                timeout: config.http_request_timeout,
+            },
+        ));
 
         let address = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(address)
@@ -77,6 +83,7 @@ impl Application {
             router,
             store,
             sockets_closer,
+            idle_timeout: config.http_idle_timeout,
         })
     }
 
@@ -103,14 +110,7 @@ impl Application {
         };
         // Each connection's TCP link goes with its requests: the sockets measure and,
         // when a client stops reading, cut their own.
-        let listener = LinkedListener::new(self.listener);
-        axum::serve(
-            listener,
-            self.router
-                .into_make_service_with_connect_info::<ConnLink>(),
-        )
-        .with_graceful_shutdown(stopping)
-        .await?;
+        serve::serve(self.listener, self.router, self.idle_timeout, stopping).await?;
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())
