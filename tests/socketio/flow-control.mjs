@@ -118,6 +118,22 @@ describe('flow control', () => {
     assertStillConnected(socket);
   });
 
+  test('a reader that keeps up is never cut off, however many frames it has read (15,000 here)', async (t) => {
+    const COUNT = 15_000;
+    const BATCH = 2_500;
+    const [owner, readerUser] = await newUsers(2, 'long');
+    const chat = await createChat(owner, [readerUser]);
+    const reader = await joinedSio(readerUser, [chat.id], t);
+    const sender = await connectSio(owner, t);
+    const heard = collect(reader, 'messages:new', COUNT, 120_000, 'reader');
+    for (let sent = 0; sent < COUNT; sent += BATCH) {
+      await flood(sender, chat.id, BATCH, 'short');
+    }
+    assert.equal((await heard).length, COUNT);
+    assertStillConnected(reader);
+    assertStillConnected(sender);
+  });
+
   test('a Socket.IO client that stops reading is closed at its budget ("transport close"); the room receives everything', async (t) => {
     const [owner, slowUser, fastUser] = await newUsers(3, 'slow');
     const chat = await createChat(owner, [slowUser, fastUser]);

@@ -381,7 +381,7 @@ async fn work(
             Ok(success) => success
                 .event
                 .map_or(Ok(()), |event| {
-                    conn.send(event.len() + success.payload.get().len(), || {
+                    conn.send(event_size(event, success.payload.get().len()), || {
                         conn.socket.emit(event, &*success.payload)
                     })
                 })
@@ -415,15 +415,40 @@ pub(crate) struct SocketIoConnection {
     closed: AtomicBool,
 }
 
+/// The link, and the counts from which the queue is measured: bytes handed since
+/// `handed_from` less bytes written since `written_from`.
 struct Measured {
     link: Arc<Link>,
-    handed_before: u64,
-    written_before: u64,
+    handed_from: AtomicU64,
+    written_from: AtomicU64,
 }
 
-/// What a frame costs in socketioxide's queue beyond its event and payload: the
-/// packet's framing and its slot.
-const FRAME_OVERHEAD: usize = 96;
+/// The bytes an event packet `42["<event>",<payload>]` takes on the wire.
+fn event_size(event: &str, payload: usize) -> usize {
+    wire_size(event.len() + payload + 7)
+}
+
+/// The bytes an ack packet `43<id>[<payload>]` takes on the wire, at least (its id has
+/// one digit or more).
+fn ack_size(payload: usize) -> usize {
+    wire_size(payload + 5)
+}
+
+/// The length of `value` as JSON (for the rare packets not already serialised).
+fn json_len<T: serde::Serialize>(value: &T) -> usize {
+    serde_json::to_vec(value).map_or(0, |json| json.len())
+}
+
+/// A Socket.IO text packet of `text` bytes in its WebSocket frame (a server's frames
+/// are unmasked: a 2-, 4- or 10-byte header).
+fn wire_size(text: usize) -> usize {
+    let header = match text {
+        0..=125 => 2,
+        126..=65_535 => 4,
+        _ => 10,
+    };
+    text + header
+}
 
 impl SocketIoConnection {
     fn new(socket: SocketRef, realtime: &Realtime) -> Self {
@@ -449,11 +474,11 @@ impl SocketIoConnection {
     }
 
     fn measure(&self, link: Arc<Link>) -> Option<&Measured> {
-        let written_before = link.written();
+        let written_from = AtomicU64::new(link.written());
         Some(self.measured.get_or_init(|| Measured {
             link,
-            handed_before: self.handed.load(Ordering::Acquire),
-            written_before,
+            handed_from: AtomicU64::new(self.handed.load(Ordering::Acquire)),
+            written_from,
         }))
     }
 
@@ -482,7 +507,7 @@ impl SocketIoConnection {
         if self.closed.load(Ordering::Acquire) {
             return Err(Undeliverable::Closed);
         }
-        let size = (size + FRAME_OVERHEAD) as u64;
+        let size = size as u64;
         if self.queued_bytes() + size > self.budget {
             return Err(Undeliverable::OverBudget);
         }
@@ -511,12 +536,14 @@ impl SocketIoConnection {
         ack: AckSender,
     ) -> Result<(), Undeliverable> {
         match answer {
-            Ok(payload) => self.send(payload.get().len(), || ack.send(payload)),
+            Ok(payload) => self.send(ack_size(payload.get().len()), || ack.send(payload)),
             Err(exception) => {
                 let payload = exception.payload();
-                let size = exception.message.len() + exception.event.len() + 48;
-                self.send(size, || self.socket.emit("exception", &payload))?;
-                self.send(size, || ack.send(&exception.ack()))
+                let ack_payload = exception.ack();
+                self.send(event_size("exception", json_len(&payload)), || {
+                    self.socket.emit("exception", &payload)
+                })?;
+                self.send(ack_size(json_len(&ack_payload)), || ack.send(&ack_payload))
             }
         }
     }
@@ -524,18 +551,29 @@ impl SocketIoConnection {
 
 impl Connection for SocketIoConnection {
     fn deliver(&self, frame: &Arc<Frame>) -> Result<(), Undeliverable> {
-        self.send(frame.event().len() + frame.payload().get().len(), || {
-            self.socket.emit(frame.event(), frame.payload())
-        })
+        self.send(
+            event_size(frame.event(), frame.payload().get().len()),
+            || self.socket.emit(frame.event(), frame.payload()),
+        )
     }
 
     fn queued_bytes(&self) -> u64 {
         // Before the link is known (long-polling), socketioxide's bound in frames is
         // the only one.
         self.measured().map_or(0, |m| {
-            let handed = self.handed.load(Ordering::Acquire) - m.handed_before;
-            let written = m.link.written() - m.written_before;
-            handed.saturating_sub(written)
+            let handed_now = self.handed.load(Ordering::Acquire);
+            let written_now = m.link.written();
+            let handed = handed_now.saturating_sub(m.handed_from.load(Ordering::Acquire));
+            let written = written_now.saturating_sub(m.written_from.load(Ordering::Acquire));
+            if written >= handed {
+                // Everything handed has left (and then some: pings, and ack ids longer
+                // than counted). Measuring from here on keeps those few uncounted
+                // bytes from adding up over a long-lived socket.
+                m.handed_from.store(handed_now, Ordering::Release);
+                m.written_from.store(written_now, Ordering::Release);
+                return 0;
+            }
+            handed - written
         })
     }
 
@@ -628,6 +666,19 @@ mod tests {
             &buffer,
             detached.headers()[AUTHORIZATION].as_bytes()
         ));
+    }
+
+    #[test]
+    fn packet_sizes_are_counted_as_they_go_on_the_wire() {
+        let payload = r#"{"chatId":"c"}"#;
+        let packet = format!(r#"42["chats:deleted",{payload}]"#);
+        assert_eq!(event_size("chats:deleted", payload.len()), packet.len() + 2);
+        let ack = format!("431[{payload}]");
+        assert_eq!(ack_size(payload.len()), ack.len() + 2);
+        // Longer packets take a longer frame header.
+        assert_eq!(wire_size(125), 127);
+        assert_eq!(wire_size(126), 130);
+        assert_eq!(wire_size(70_000), 70_010);
     }
 
     #[test]
