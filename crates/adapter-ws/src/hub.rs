@@ -81,6 +81,8 @@ struct Entry {
     conn: Arc<dyn Connection>,
     user: UserId,
     rooms: HashSet<ChatId>,
+    /// When its access token expires, in seconds since the Unix epoch.
+    expires_at: i64,
 }
 
 #[derive(Default)]
@@ -109,8 +111,19 @@ impl Hub {
         self.rooms.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers a new connection of `user`, in no room yet.
+    /// Registers a new connection of `user`, in no room yet, with no expiry.
     pub fn register(&self, user: UserId, conn: Arc<dyn Connection>) -> ConnId {
+        self.register_until(user, conn, i64::MAX)
+    }
+
+    /// Registers a new connection of `user` whose access token expires at `expires_at`
+    /// (seconds since the Unix epoch): [`Hub::close_expired`] closes it then.
+    pub fn register_until(
+        &self,
+        user: UserId,
+        conn: Arc<dyn Connection>,
+        expires_at: i64,
+    ) -> ConnId {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut rooms = self.write();
         rooms.conns.insert(
@@ -119,6 +132,7 @@ impl Hub {
                 conn,
                 user,
                 rooms: HashSet::new(),
+                expires_at,
             },
         );
         rooms.by_user.entry(user).or_default().insert(id);
@@ -293,6 +307,24 @@ impl Hub {
                 why: Undeliverable::OverBudget,
             }]);
         }
+    }
+
+    /// Closes and forgets every connection whose token expired by `now` (seconds since
+    /// the Unix epoch), with [`CloseReason::TokenExpired`]; returns how many. One sweep
+    /// for all connections costs less than a timer in each.
+    pub fn close_expired(&self, now: i64) -> usize {
+        let expired: Vec<(ConnId, Arc<dyn Connection>)> = self
+            .read()
+            .conns
+            .iter()
+            .filter(|(_, entry)| entry.expires_at <= now)
+            .map(|(id, entry)| (*id, Arc::clone(&entry.conn)))
+            .collect();
+        for (id, conn) in &expired {
+            conn.close(CloseReason::TokenExpired);
+            self.unregister(*id);
+        }
+        expired.len()
     }
 
     /// Closes every connection for `why` (at shutdown, or to make every client catch
@@ -492,6 +524,22 @@ mod tests {
         // The cut-off connection is forgotten: only the fast one is left in the room.
         assert_eq!(hub.room_size(chat(1)), 1);
         assert_eq!(hub.connections(), 1);
+    }
+
+    #[test]
+    fn connections_whose_token_expired_are_closed_and_forgotten_and_no_others() {
+        let hub = Hub::default();
+        let expiring = Probe::new(10);
+        let lasting = Probe::new(10);
+        hub.register_until(user(1), expiring.clone(), 100);
+        let kept = hub.register_until(user(2), lasting.clone(), 200);
+        assert!(hub.join(kept, &[chat(1)], hub.generation()));
+        assert_eq!(hub.close_expired(99), 0);
+        assert_eq!(hub.close_expired(100), 1);
+        assert_eq!(expiring.closed_for(), Some(CloseReason::TokenExpired));
+        assert_eq!(lasting.closed_for(), None);
+        assert_eq!(hub.connections(), 1);
+        assert_eq!(hub.room_size(chat(1)), 1);
     }
 
     #[test]

@@ -122,7 +122,10 @@ impl Rooms {
     }
 
     /// The socket endpoints over `app`, each connection's queues within `budgets`.
+    /// Starts the sweep that closes sockets whose token expired (so call it inside the
+    /// runtime).
     pub fn endpoints(&self, app: App, budgets: Budgets) -> Endpoints {
+        tokio::spawn(close_expired_sockets(Arc::downgrade(&self.hub)));
         let realtime = Realtime {
             app,
             hub: Arc::clone(&self.hub),
@@ -210,11 +213,22 @@ pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// The moment on tokio's clock when `at` (wall-clock time) comes; now if it is past.
-pub(crate) fn until(at: time::OffsetDateTime) -> tokio::time::Instant {
-    let left = at - time::OffsetDateTime::now_utc();
-    let left = std::time::Duration::try_from(left).unwrap_or_default();
-    tokio::time::Instant::now() + left
+/// How often sockets whose token expired are looked for: a socket outlives its token
+/// by less than this.
+const EXPIRY_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Closes the sockets whose token expired, every [`EXPIRY_SWEEP`], until the hub goes.
+async fn close_expired_sockets(hub: std::sync::Weak<Hub>) {
+    let mut every = tokio::time::interval(EXPIRY_SWEEP);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let Some(hub) = hub.upgrade() else { return };
+        let closed = hub.close_expired(time::OffsetDateTime::now_utc().unix_timestamp());
+        if closed > 0 {
+            tracing::info!(closed, "closed sockets whose access token expired");
+        }
+    }
 }
 
 /// The `token` query parameter, percent-decoded.

@@ -8,7 +8,6 @@
 //! connection sees it and the client's `disconnect` / `close` fires.
 
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,7 +20,6 @@ use tokio::net::TcpStream;
 /// One TCP connection's shared state; the stream and the sockets over it hold it.
 #[derive(Debug)]
 pub struct Link {
-    peer: SocketAddr,
     written: AtomicU64,
     cut: AtomicBool,
     reads_paused: AtomicBool,
@@ -30,20 +28,14 @@ pub struct Link {
 }
 
 impl Link {
-    fn new(peer: SocketAddr) -> Arc<Self> {
+    fn new() -> Arc<Self> {
         Arc::new(Self {
-            peer,
             written: AtomicU64::new(0),
             cut: AtomicBool::new(false),
             reads_paused: AtomicBool::new(false),
             reader: AtomicWaker::new(),
             writer: AtomicWaker::new(),
         })
-    }
-
-    /// The peer's address.
-    pub fn peer(&self) -> SocketAddr {
-        self.peer
     }
 
     /// Bytes handed to the operating system for the peer so far.
@@ -92,11 +84,12 @@ pub struct LinkedStream {
 }
 
 impl LinkedStream {
-    /// An accepted connection from `peer`, with a fresh link.
-    pub fn new(tcp: TcpStream, peer: SocketAddr) -> Self {
+    /// An accepted connection, with a fresh link. (Every idle socket keeps its link:
+    /// it holds only what the sockets need.)
+    pub fn new(tcp: TcpStream) -> Self {
         Self {
             tcp,
-            link: Link::new(peer),
+            link: Link::new(),
         }
     }
 
@@ -198,8 +191,8 @@ mod tests {
         let address = listener.local_addr().unwrap();
         let client = TcpStream::connect(address);
         let (accepted, client) = tokio::join!(listener.accept(), client);
-        let (tcp, peer) = accepted.unwrap();
-        (LinkedStream::new(tcp, peer), client.unwrap())
+        let (tcp, _) = accepted.unwrap();
+        (LinkedStream::new(tcp), client.unwrap())
     }
 
     #[tokio::test]

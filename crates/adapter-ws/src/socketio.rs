@@ -26,12 +26,11 @@ use domain::ports::VerifiedToken;
 
 use crate::events::{self, ClientEvent, Incoming};
 use crate::frame::Frame;
-use crate::hub::{CloseReason, ConnId, Connection, Undeliverable};
+use crate::hub::{CloseReason, ConnId, Connection, Hub, Undeliverable};
 use crate::link::{ConnLink, Link};
 use crate::session::{Exception, Session};
 use crate::{
     MAX_INCOMING_MESSAGE, OUTGOING_FRAMES, Realtime, WS_READ_BUFFER, bearer, token_from_query,
-    until,
 };
 
 /// Where socketioxide answers (its default path).
@@ -211,23 +210,22 @@ struct Inbound {
 fn attach(socket: &SocketRef, realtime: &Realtime, token: VerifiedToken) {
     let user = token.user;
     let conn = Arc::new(SocketIoConnection::new(socket.clone(), realtime));
-    let id = realtime.hub.register(user, conn.clone());
+    let id = realtime
+        .hub
+        .register_until(user, conn.clone(), token.expires_at.unix_timestamp());
     let session = Session::new(realtime.app.clone(), Arc::clone(&realtime.hub), id, user);
     // Unbounded as a channel, bounded in bytes by `waiting`: socketioxide hands us each
     // event synchronously and cannot be made to wait. Boxed: the channel's first block
     // of 32 slots lives as long as the socket, and a box is 8 bytes.
     let (queue, inbound) = mpsc::unbounded_channel::<Box<Inbound>>();
     let stop = CancellationToken::new();
-    let incoming = Arc::new(IncomingBudget::new(realtime.budgets.incoming));
     tokio::spawn(work(
         session,
         Arc::clone(&conn),
         id,
-        realtime.clone(),
+        Arc::clone(&realtime.hub),
         inbound,
-        Arc::clone(&incoming),
         stop.clone(),
-        until(token.expires_at),
     ));
 
     // socketioxide calls this synchronously, in the order events arrive; enqueueing
@@ -238,14 +236,14 @@ fn attach(socket: &SocketRef, realtime: &Realtime, token: VerifiedToken) {
         move |Event(event): Event, ack: AckSender, TryData(data): TryData<Value>| -> Ready<()> {
             let data = data.map_err(|err| format!("invalid payload: {err}"));
             let size = incoming_size(&event, data.as_ref().ok());
-            if incoming.admit(size) {
+            if receiver.incoming.admit(size) {
                 let inbound = Box::new(Inbound {
                     event,
                     data,
                     ack,
                     size,
                 });
-                if queue.send(inbound).is_ok() && incoming.should_pause() {
+                if queue.send(inbound).is_ok() && receiver.incoming.should_pause() {
                     // Real back-pressure where the transport allows it: the client's
                     // further events wait in TCP until this socket catches up.
                     if let Some(link) = receiver.websocket_link() {
@@ -340,17 +338,14 @@ fn json_size(value: &Value) -> usize {
 }
 
 /// Handles one socket's events in arrival order (see [`events::serve`]) until it is
-/// disconnected or cut off, or its token expires at `expiry` (then it is closed).
-#[allow(clippy::too_many_arguments)]
+/// disconnected or cut off.
 async fn work(
     session: Session,
     conn: Arc<SocketIoConnection>,
     id: ConnId,
-    realtime: Realtime,
+    hub: Arc<Hub>,
     mut inbound: mpsc::UnboundedReceiver<Box<Inbound>>,
-    incoming: Arc<IncomingBudget>,
     stop: CancellationToken,
-    expiry: tokio::time::Instant,
 ) {
     let reader = Arc::clone(&conn);
     let events = futures_util::stream::poll_fn(move |cx| inbound.poll_recv(cx))
@@ -361,7 +356,7 @@ async fn work(
                 ack,
                 size,
             } = *inbound;
-            if incoming.release(size)
+            if reader.incoming.release(size)
                 && let Some(link) = reader.websocket_link()
             {
                 link.resume_reads();
@@ -376,7 +371,7 @@ async fn work(
             }
         })
         .take_until(stop.cancelled_owned());
-    let serving = events::serve(&session, events, |answer, ack: AckSender| {
+    events::serve(&session, events, |answer, ack: AckSender| {
         let sent = match &answer {
             Ok(success) => success
                 .event
@@ -389,16 +384,10 @@ async fn work(
             Err(exception) => conn.reply(Err(exception), ack),
         };
         if sent == Err(Undeliverable::OverBudget) {
-            realtime.hub.close_slow(id);
+            hub.close_slow(id);
         }
-    });
-    tokio::select! {
-        () = serving => {}
-        () = tokio::time::sleep_until(expiry) => {
-            conn.close(CloseReason::TokenExpired);
-            realtime.hub.unregister(id);
-        }
-    }
+    })
+    .await;
 }
 
 /// A Socket.IO socket in the hub. Its outgoing queue is socketioxide's; what it holds
@@ -413,6 +402,8 @@ pub(crate) struct SocketIoConnection {
     handed: AtomicU64,
     budget: u64,
     closed: AtomicBool,
+    /// Its events waiting to be handled.
+    incoming: IncomingBudget,
 }
 
 /// The link, and the counts from which the queue is measured: bytes handed since
@@ -459,6 +450,7 @@ impl SocketIoConnection {
             handed: AtomicU64::new(0),
             budget: realtime.budgets.outgoing,
             closed: AtomicBool::new(false),
+            incoming: IncomingBudget::new(realtime.budgets.incoming),
         };
         // A session that started on the WebSocket transport came on this link.
         if this.socket.transport_type() == TransportType::Websocket

@@ -21,7 +21,7 @@ use crate::events::{self, ClientEvent, Incoming};
 use crate::frame::Frame;
 use crate::hub::{CloseReason, Connection, Undeliverable};
 use crate::session::{Exception, Session};
-use crate::{MAX_INCOMING_MESSAGE, Realtime, WS_READ_BUFFER, bearer, token_from_query, until};
+use crate::{MAX_INCOMING_MESSAGE, Realtime, WS_READ_BUFFER, bearer, token_from_query};
 
 /// How long a closing socket may take to accept its close frame.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
@@ -167,7 +167,9 @@ async fn run(socket: WebSocket, realtime: Realtime, token: VerifiedToken) {
         stop: stop.clone(),
         reason: OnceLock::new(),
     });
-    let id = realtime.hub.register(user, conn.clone());
+    let id = realtime
+        .hub
+        .register_until(user, conn.clone(), token.expires_at.unix_timestamp());
     let session = Session::new(realtime.app.clone(), Arc::clone(&realtime.hub), id, user);
 
     let writer = async {
@@ -259,10 +261,6 @@ async fn run(socket: WebSocket, realtime: Realtime, token: VerifiedToken) {
             stop.cancel();
             writer.await;
         },
-        () = tokio::time::sleep_until(until(token.expires_at)) => {
-            conn.close(CloseReason::TokenExpired);
-            writer.await;
-        }
     }
     realtime.hub.unregister(id);
 }

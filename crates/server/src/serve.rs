@@ -53,7 +53,7 @@ pub async fn serve(
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
         };
-        let (tcp, peer) = match accepted {
+        let (tcp, _peer) = match accepted {
             Ok(accepted) => accepted,
             Err(err) => {
                 reserve.on_accept_error(&listener, &err).await;
@@ -65,7 +65,7 @@ pub async fn serve(
         if let Err(err) = tcp.set_nodelay(true) {
             tracing::debug!(%err, "cannot set TCP_NODELAY");
         }
-        let stream = LinkedStream::new(tcp, peer);
+        let stream = LinkedStream::new(tcp);
         let link = ConnLink(stream.link());
         let service = router
             .clone()
