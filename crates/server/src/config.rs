@@ -55,6 +55,11 @@ pub struct Config {
     /// same `REDIS_URL` and `DATABASE_URL` (PostgreSQL) delivers to the sockets of all.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+
+    /// Serve the web client at `/` (`true` or `false`).
+    #[arg(long, env = "WEB_CLIENT", default_value_t = true, action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub web_client: bool,
 }
 
 impl Config {
@@ -70,6 +75,7 @@ impl Config {
             password_min_length: 8,
             rust_log: "warn".to_owned(),
             redis_url: None,
+            web_client: true,
         }
     }
 }

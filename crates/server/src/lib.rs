@@ -60,13 +60,17 @@ impl Application {
         }
         let sockets = rooms.endpoints(app.clone());
         let sockets_closer = sockets.closer();
-        let router = sockets.around(adapter_http::router(HttpState {
+        let mut rest = adapter_http::router(HttpState {
             app,
             readiness: Arc::new(Dependencies {
                 store: store.clone(),
                 cluster: topology.link,
             }),
-        }));
+        });
+        if config.web_client {
+            rest = rest.merge(web_client::router());
+        }
+        let router = sockets.around(rest);
 
         let address = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(address)
