@@ -13,6 +13,7 @@
 //! with a 500 fails the test that provoked it.
 
 mod auth;
+mod browser;
 mod chats;
 mod cluster;
 mod errors;
@@ -25,3 +26,4 @@ mod realtime;
 mod sockets;
 mod tokens;
 mod users;
+mod web_client;

@@ -57,8 +57,15 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The REST router with its middleware: request ids, tracing, body limit, panic
 /// containment. Other adapters (the sockets) merge their routes beside it.
 pub fn router(state: HttpState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// [`router`] with `pages` (routes that are not the API, such as the web client) served
+/// under the same middleware, so they too carry request ids and are traced.
+pub fn router_with(state: HttpState, pages: Router) -> Router {
     routes::routes()
         .with_state(state)
+        .merge(pages)
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))

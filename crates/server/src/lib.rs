@@ -60,17 +60,21 @@ impl Application {
         }
         let sockets = rooms.endpoints(app.clone());
         let sockets_closer = sockets.closer();
-        let mut rest = adapter_http::router(HttpState {
-            app,
-            readiness: Arc::new(Dependencies {
-                store: store.clone(),
-                cluster: topology.link,
-            }),
-        });
-        if config.web_client {
-            rest = rest.merge(web_client::router());
-        }
-        let router = sockets.around(rest);
+        let pages = if config.web_client {
+            web_client::router()
+        } else {
+            axum::Router::new()
+        };
+        let router = sockets.around(adapter_http::router_with(
+            HttpState {
+                app,
+                readiness: Arc::new(Dependencies {
+                    store: store.clone(),
+                    cluster: topology.link,
+                }),
+            },
+            pages,
+        ));
 
         let address = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(address)

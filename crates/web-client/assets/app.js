@@ -81,8 +81,14 @@ function startSession(next) {
     () => endSession("Your session has expired. Please log in again."),
     Math.min(session.expiresAt - Date.now(), 2 ** 31 - 1),
   );
-  chats.refresh({ join: "none" }).catch(() => {});
-  socket.start();
+  // The list first: a token the server refuses ends the session before any socket
+  // is opened with it.
+  chats
+    .refresh({ join: "none" })
+    .catch(() => {})
+    .finally(() => {
+      if (session === next) socket.start();
+    });
 }
 
 function endSession(note) {

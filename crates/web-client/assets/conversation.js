@@ -328,7 +328,9 @@ export function createConversation(ctx) {
         return;
       }
       const follow = atBottom() || isMine(message);
-      if (place(message) && follow) scrollToBottom();
+      if (!place(message)) return;
+      renderStatus(); // no longer "No messages yet"
+      if (follow) scrollToBottom();
     },
     /** The members changed: reload them (names, count). */
     membersChanged(chatId) {
@@ -372,6 +374,7 @@ export function createConversation(ctx) {
             // Messages heard live since rejoining are newer than all of these.
             const reference = anchor.nextElementSibling;
             for (const message of missed.toReversed()) place(message, reference);
+            renderStatus();
             if (follow) scrollToBottom();
           }
         }

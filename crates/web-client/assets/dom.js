@@ -33,10 +33,12 @@ export function showError(region, error) {
     region.replaceChildren();
     return;
   }
-  const lines = error.fieldErrors?.length
-    ? h("ul", {}, error.fieldErrors.map((e) => h("li", { text: e })))
-    : null;
-  region.replaceChildren(h("p", { text: error.message }), lines);
+  const message = h("p", { text: error.message });
+  if (error.fieldErrors?.length) {
+    region.replaceChildren(message, h("ul", {}, error.fieldErrors.map((e) => h("li", { text: e }))));
+  } else {
+    region.replaceChildren(message);
+  }
   region.hidden = false;
 }
 
