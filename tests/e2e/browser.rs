@@ -69,7 +69,10 @@ async fn the_web_client_works_in_a_real_chromium() {
         String::from_utf8_lossy(&output.stderr)
     );
     println!("{report}");
-    assert!(output.status.success(), "the browser suite failed:\n{report}");
+    assert!(
+        output.status.success(),
+        "the browser suite failed:\n{report}"
+    );
     assert!(
         report.contains("# fail 0") && !report.contains("# pass 0"),
         "the browser suite ran no tests or reported failures:\n{report}"

@@ -150,7 +150,13 @@ mod tests {
     }
 
     async fn text(response: Response) -> String {
-        String::from_utf8(to_bytes(response.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap()
+        String::from_utf8(
+            to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap()
+                .to_vec(),
+        )
+        .unwrap()
     }
 
     #[tokio::test]
@@ -181,7 +187,10 @@ mod tests {
     async fn the_page_has_no_inline_script_style_or_event_handler() {
         let page = text(get_with("/", &[]).await).await.to_lowercase();
         assert!(!page.contains("<style"), "inline <style> would be blocked");
-        assert!(!page.contains(" style="), "style attributes would be blocked");
+        assert!(
+            !page.contains(" style="),
+            "style attributes would be blocked"
+        );
         let handler = page.split(' ').any(|word| {
             word.strip_prefix("on")
                 .and_then(|rest| rest.split_once('='))
@@ -191,7 +200,11 @@ mod tests {
         // Every <script> loads a file of its own and holds no code.
         for script in page.split("<script").skip(1) {
             assert!(script.contains("src=\"/assets/"), "inline script: {script}");
-            assert!(script.trim_start_matches(|c| c != '>').starts_with("></script>"));
+            assert!(
+                script
+                    .trim_start_matches(|c| c != '>')
+                    .starts_with("></script>")
+            );
         }
     }
 
@@ -205,8 +218,16 @@ mod tests {
         ] {
             let response = get_with(path, &[]).await;
             assert_eq!(response.status(), StatusCode::OK, "{path}");
-            assert_eq!(response.headers()[header::CONTENT_TYPE], content_type, "{path}");
-            assert_eq!(response.headers()[header::CACHE_CONTROL], "no-cache", "{path}");
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                content_type,
+                "{path}"
+            );
+            assert_eq!(
+                response.headers()[header::CACHE_CONTROL],
+                "no-cache",
+                "{path}"
+            );
         }
     }
 
