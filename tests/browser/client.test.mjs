@@ -273,20 +273,22 @@ test("two people chat in the browser, and removal and deletion reach the other a
     await b.getByText("This is the beginning of the chat.").waitFor();
   });
 
-  await step("bob is added to a new chat and sees it without reloading", async () => {
-    await a.getByRole("button", { name: "New chat" }).click();
-    await a.getByLabel("Name", { exact: true }).fill("Weekend");
-    await a.locator("#new-chat-search").fill("BOB");
-    await a.locator("#new-chat-search").press("Enter"); // picks the first match
-    await a.getByText("With bob").waitFor();
-    await a.getByRole("button", { name: "Create chat" }).click();
-    await a.locator("#chat-title", { hasText: "Weekend" }).waitFor();
+  await step("bob is added to new chats and sees them without reloading", async () => {
+    for (const name of ["Lunch", "Weekend"]) {
+      await a.getByRole("button", { name: "New chat" }).click();
+      await a.getByLabel("Name", { exact: true }).fill(name);
+      await a.locator("#new-chat-search").fill("BOB");
+      await a.locator("#new-chat-search").press("Enter"); // picks the first match
+      await a.getByText("With bob").waitFor();
+      await a.getByRole("button", { name: "Create chat" }).click();
+      await a.locator("#chat-title", { hasText: name }).waitFor();
+    }
     await send(a, "Hiking on Saturday?");
     await b.getByRole("button", { name: "Back to chats" }).click();
     // Polled every 10 s: a chat one is added to announces itself only to its room.
     await b.locator(".chat-item", { hasText: "Hiking on Saturday?" }).waitFor({ timeout: 20000 });
-    // Newest activity first.
-    assert.deepEqual(await b.locator(".chat-name").allInnerTexts(), ["Weekend", "Launch plans"]);
+    // Newest activity first: a message, a creation, an older message.
+    assert.deepEqual(await b.locator(".chat-name").allInnerTexts(), ["Weekend", "Lunch", "Launch plans"]);
     await shot(b, "phone-chat-list");
     await a.locator(".chat-item", { hasText: "Launch plans" }).click();
     await mine(a, "note 60").waitFor();
@@ -315,6 +317,23 @@ test("two people chat in the browser, and removal and deletion reach the other a
     await b.getByText("“Weekend” was deleted by its owner.").first().waitFor({ timeout: 3000 });
     assert.equal(await chatItem(b, "Weekend").count(), 0);
     assert.equal(await chatItem(a, "Weekend").count(), 0);
+  });
+
+  await step("a member leaves, and the owner's members panel shows it live", async () => {
+    await a.locator(".chat-item", { hasText: "Lunch" }).click();
+    await a.getByRole("button", { name: "Members" }).click();
+    await a.locator("#member-list .person", { hasText: "bob" }).waitFor();
+    await openOnPhone(b, "Lunch");
+    await b.getByRole("button", { name: "Members" }).click();
+    assert.equal(await b.getByRole("button", { name: "Delete chat" }).count(), 0, "only the owner deletes");
+    assert.equal(await b.getByRole("button", { name: /^Remove/ }).count(), 0, "only the owner removes");
+    await b.getByRole("button", { name: "Leave chat" }).click();
+    await b.locator("#confirm-dialog").getByRole("button", { name: "Leave" }).click();
+    await b.getByText("You left “Lunch”.").first().waitFor();
+    assert.equal(await chatItem(b, "Lunch").count(), 0);
+    await a.locator("#member-list .person", { hasText: "bob" }).waitFor({ state: "detached", timeout: 3000 });
+    await a.keyboard.press("Escape");
+    await a.locator("#chat-subtitle", { hasText: "1 member" }).waitFor({ timeout: 3000 });
   });
 
   await step("a token the server refuses sends one back to the login screen", async () => {

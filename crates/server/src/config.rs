@@ -117,6 +117,16 @@ mod tests {
     }
 
     #[test]
+    fn the_web_client_is_served_unless_turned_off() {
+        assert!(Config::try_parse_from(["server"]).unwrap().web_client);
+        for off in ["false", "no", "0"] {
+            let config = Config::try_parse_from(["server", "--web-client", off]).unwrap();
+            assert!(!config.web_client, "--web-client {off}");
+        }
+        assert!(Config::try_parse_from(["server", "--web-client", "maybe"]).is_err());
+    }
+
+    #[test]
     fn redaction_hides_only_the_password() {
         assert_eq!(
             redacted("postgres://u:secret@h:5432/db"),
