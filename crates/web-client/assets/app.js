@@ -76,6 +76,7 @@ function startSession(next) {
   byId("login-view").hidden = true;
   byId("main-view").hidden = false;
   showList();
+  byId("new-chat").focus(); // not the body: the keyboard starts where the work does
   clearTimeout(expiryTimer);
   expiryTimer = setTimeout(
     () => endSession("Your session has expired. Please log in again."),
