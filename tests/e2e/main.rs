@@ -13,6 +13,7 @@
 //! with a 500 fails the test that provoked it.
 
 mod auth;
+mod browser;
 mod chats;
 mod cluster;
 mod connections;
@@ -26,3 +27,4 @@ mod realtime;
 mod sockets;
 mod tokens;
 mod users;
+mod web_client;

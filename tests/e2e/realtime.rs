@@ -23,8 +23,8 @@ fn js_suite_dir() -> PathBuf {
 }
 
 /// Installs the suite's pinned packages (`npm ci`) unless the installed tree already
-/// matches the lock file.
-async fn install_js_suite(dir: &Path) {
+/// matches the lock file (also for the browser suite).
+pub(crate) async fn install_js_suite(dir: &Path) {
     let installed = dir.join("node_modules/.package-lock.json");
     let lock = dir.join("package-lock.json");
     let fresh = match (std::fs::metadata(&installed), std::fs::metadata(&lock)) {

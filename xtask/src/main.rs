@@ -106,7 +106,8 @@ fn e2e(root: &Path, extra: &[OsString]) -> Result<()> {
 /// database. Two modules are skipped here, by nature: `postgres_only` cuts a database
 /// server off from the process, which has no meaning for a database inside the process,
 /// and `cluster` runs several server processes on one shared database, which an embedded
-/// file cannot be (the server refuses `REDIS_URL` without PostgreSQL).
+/// file cannot be (the server refuses `REDIS_URL` without PostgreSQL). `browser` (the web
+/// client in Chromium, the slowest test) tests the client, not the store: once is enough.
 fn e2e_on_sqlite(root: &Path, extra: &[OsString]) -> Result<()> {
     let mut args: Vec<OsString> = extra.to_vec();
     if !args.iter().any(|a| a == "--") {
@@ -117,6 +118,8 @@ fn e2e_on_sqlite(root: &Path, extra: &[OsString]) -> Result<()> {
         "postgres_only::".into(),
         "--skip".into(),
         "cluster::".into(),
+        "--skip".into(),
+        "browser::".into(),
     ]);
     run_cargo(
         root,

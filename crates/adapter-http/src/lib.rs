@@ -58,15 +58,18 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The REST router with its middleware and the default [`RequestLimits`].
 pub fn router(state: HttpState) -> Router {
-    router_with_limits(state, RequestLimits::default())
+    router_with(state, Router::new(), RequestLimits::default())
 }
 
-/// The REST router with its middleware: request ids, tracing, body limit, request
-/// timeout, panic containment. Other adapters (the sockets) merge their routes beside
-/// it, untouched by these limits (a socket lives longer than any request).
-pub fn router_with_limits(state: HttpState, limits: RequestLimits) -> Router {
+/// [`router`] with `pages` (routes that are not the API, such as the web client) served
+/// under the same middleware, so they too carry request ids and are traced, and with
+/// `limits`: request ids, tracing, body limit, request timeout, panic containment.
+/// Other adapters (the sockets) merge their routes beside it, untouched by these limits
+/// (a socket lives longer than any request).
+pub fn router_with(state: HttpState, pages: Router, limits: RequestLimits) -> Router {
     routes::routes()
         .with_state(state)
+        .merge(pages)
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))

@@ -28,6 +28,32 @@ impl Default for RequestLimits {
     }
 }
 
+/// How much of a body declared too large is read (and thrown away) before answering, so
+/// that a client still sending it reads the `413` instead of a connection reset.
+const DRAIN_BYTES: usize = 1024 * 1024;
+
+/// How long that reading may take: a client that declared a body and sends none is
+/// answered after this, not after the request timeout.
+const DRAIN_WAIT: Duration = Duration::from_millis(200);
+
+/// `413` for a body declared over the limit. What arrives within [`DRAIN_WAIT`] (up to
+/// [`DRAIN_BYTES`]) is read first; when that is not the whole body, the connection is
+/// closed after the answer instead of being kept for another request.
+async fn too_large(request: Request) -> Response {
+    let body = request.into_body();
+    let drained = tokio::time::timeout(DRAIN_WAIT, axum::body::to_bytes(body, DRAIN_BYTES))
+        .await
+        .is_ok_and(|read| read.is_ok());
+    let mut response = ApiError::PayloadTooLarge.into_response();
+    if !drained {
+        response.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
+    response
+}
+
 /// The middleware: see the module docs.
 pub(crate) async fn enforce(
     State(limits): State<RequestLimits>,
@@ -40,7 +66,7 @@ pub(crate) async fn enforce(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.trim().parse::<u64>().ok());
     if declared.is_some_and(|length| length > BODY_LIMIT_BYTES as u64) {
-        return ApiError::PayloadTooLarge.into_response();
+        return too_large(request).await;
     }
     match tokio::time::timeout(limits.timeout, next.run(request)).await {
         Ok(response) => response,

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use adapter_http::{HttpState, Readiness, ReadinessProbe, router};
+use adapter_http::{HttpState, Readiness, ReadinessProbe, router, router_with};
 use app::{App, Ports};
 use async_trait::async_trait;
 use axum::body::Body;
@@ -97,6 +97,10 @@ fn app_with(
     chats: MockChatRepository,
     ready: Readiness,
 ) -> axum::Router {
+    router(state(users, chats, ready))
+}
+
+fn state(users: MockUserRepository, chats: MockChatRepository, ready: Readiness) -> HttpState {
     let ports = Ports {
         users: Arc::new(users),
         chats: Arc::new(chats),
@@ -106,10 +110,10 @@ fn app_with(
         notifier: Arc::new(MockNotifier::new()),
         send_order: Arc::new(SingleProcess),
     };
-    router(HttpState {
+    HttpState {
         app: App::new(ports, PasswordPolicy::default()),
         readiness: Arc::new(Ready(ready)),
-    })
+    }
 }
 
 fn existing_users() -> MockUserRepository {
@@ -454,4 +458,26 @@ async fn a_json_array_is_not_a_body_even_in_field_order() {
 async fn a_known_path_with_an_unsupported_method_is_a_405_problem() {
     let (status, headers, body) = send(app(), request("PUT", "/chats", Some("owner"), None)).await;
     assert_problem(status, &headers, &body, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn pages_served_beside_the_api_get_its_request_ids_and_leave_its_404_alone() {
+    let pages = axum::Router::new().route("/", axum::routing::get(|| async { "the page" }));
+    let app = router_with(
+        state(existing_users(), chats(), alone(true)),
+        pages,
+        adapter_http::RequestLimits::default(),
+    );
+
+    let response = app
+        .clone()
+        .oneshot(request("GET", "/", None, None))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(!response.headers()["x-request-id"].is_empty());
+    let (status, headers, body) = send(app.clone(), request("GET", "/nothing", None, None)).await;
+    assert_problem(status, &headers, &body, StatusCode::NOT_FOUND);
+    let (status, _, _) = send(app, request("GET", "/healthz", None, None)).await;
+    assert_eq!(status, StatusCode::OK);
 }

@@ -56,11 +56,6 @@ pub struct Config {
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 
-    /// Bytes one socket may have waiting to be sent (e.g. `1MiB`, `256KiB`); a socket
-    /// that would go over it has stopped reading and is closed as a slow consumer.
-    #[arg(long, env = "SOCKET_OUTGOING_BUDGET", default_value = "1MiB", value_parser = parse_bytes)]
-    pub socket_outgoing_budget: u64,
-
     /// How long a connection may take to send a request's head, and stay idle between
     /// requests (keep-alive), before it is closed.
     #[arg(long, env = "HTTP_IDLE_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
@@ -70,10 +65,20 @@ pub struct Config {
     #[arg(long, env = "HTTP_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub http_request_timeout: Duration,
 
+    /// Bytes one socket may have waiting to be sent (e.g. `1MiB`, `256KiB`); a socket
+    /// that would go over it has stopped reading and is closed as a slow consumer.
+    #[arg(long, env = "SOCKET_OUTGOING_BUDGET", default_value = "1MiB", value_parser = parse_bytes)]
+    pub socket_outgoing_budget: u64,
+
     /// Bytes of one Socket.IO socket's events that may wait to be handled; beyond it an
     /// event gets `exception` "too many requests in flight".
     #[arg(long, env = "SOCKET_INCOMING_BUDGET", default_value = "1MiB", value_parser = parse_bytes)]
     pub socket_incoming_budget: u64,
+
+    /// Serve the web client at `/` (`true` or `false`).
+    #[arg(long, env = "WEB_CLIENT", default_value_t = true, action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub web_client: bool,
 }
 
 impl Config {
@@ -93,6 +98,7 @@ impl Config {
             http_request_timeout: Duration::from_secs(30),
             socket_outgoing_budget: adapter_ws::Budgets::default().outgoing,
             socket_incoming_budget: adapter_ws::Budgets::default().incoming,
+            web_client: true,
         }
     }
 
@@ -191,6 +197,16 @@ mod tests {
         ] {
             assert!(parse_bytes(bad).is_err(), "{bad} must be refused");
         }
+    }
+
+    #[test]
+    fn the_web_client_is_served_unless_turned_off() {
+        assert!(Config::try_parse_from(["server"]).unwrap().web_client);
+        for off in ["false", "no", "0"] {
+            let config = Config::try_parse_from(["server", "--web-client", off]).unwrap();
+            assert!(!config.web_client, "--web-client {off}");
+        }
+        assert!(Config::try_parse_from(["server", "--web-client", "maybe"]).is_err());
     }
 
     #[test]

@@ -61,7 +61,12 @@ impl Application {
         }
         let sockets = rooms.endpoints(app.clone(), config.socket_budgets());
         let sockets_closer = sockets.closer();
-        let router = sockets.around(adapter_http::router_with_limits(
+        let pages = if config.web_client {
+            web_client::router()
+        } else {
+            axum::Router::new()
+        };
+        let router = sockets.around(adapter_http::router_with(
             HttpState {
                 app,
                 readiness: Arc::new(Dependencies {
@@ -69,6 +74,7 @@ impl Application {
                     cluster: topology.link,
                 }),
             },
+            pages,
             adapter_http::RequestLimits {
                 timeout: config.http_request_timeout,
             },
