@@ -34,8 +34,9 @@ pub struct Config {
     #[arg(long, env = "DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
-    /// Signing key for access tokens; when unset, a random one is made at start (tokens
-    /// then die with the process, and several nodes cannot share them).
+    /// Signing key for access tokens, at least 32 bytes; when unset, a random one is made
+    /// at start (tokens then die with the process, and several nodes cannot share them).
+    /// Set but shorter (empty included) refuses to start: such a key can be guessed.
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
@@ -74,6 +75,31 @@ impl Config {
     }
 }
 
+/// Shortest `JWT_SECRET` accepted, in bytes: HS256's key should be as long as its
+/// 256-bit hash, and a shorter one can be guessed or brute-forced offline from one token.
+pub const JWT_SECRET_MIN_BYTES: usize = 32;
+
+impl Config {
+    /// The configured token signing key, `None` when `JWT_SECRET` is unset (the server
+    /// then makes a random one).
+    ///
+    /// # Errors
+    /// When `JWT_SECRET` is set but shorter than [`JWT_SECRET_MIN_BYTES`], an empty value
+    /// included (what an unset variable in a compose file gives): a one-line message
+    /// naming the variable, never its value.
+    pub fn jwt_secret_bytes(&self) -> anyhow::Result<Option<&[u8]>> {
+        match self.jwt_secret.as_deref() {
+            None => Ok(None),
+            Some(secret) if secret.len() < JWT_SECRET_MIN_BYTES => anyhow::bail!(
+                "JWT_SECRET is set but {} bytes long; it must be at least {JWT_SECRET_MIN_BYTES} \
+                 random bytes (or unset, for a random secret that dies with the process)",
+                secret.len()
+            ),
+            Some(secret) => Ok(Some(secret.as_bytes())),
+        }
+    }
+}
+
 /// `url` with any password replaced, fit for a log line or an error message.
 pub fn redacted(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -108,6 +134,25 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("/var/lib/m"));
         assert!(Config::try_parse_from(["server", "--password-min-length", "0"]).is_err());
         assert!(Config::try_parse_from(["server", "--jwt-ttl", "soon"]).is_err());
+    }
+
+    #[test]
+    fn a_jwt_secret_shorter_than_32_bytes_is_refused_and_an_empty_one_too() {
+        let secret = |given: Option<&str>| {
+            let mut config = Config::for_tests("unused");
+            config.jwt_secret = given.map(str::to_owned);
+            config.jwt_secret_bytes().map(|s| s.map(<[u8]>::len))
+        };
+        assert_eq!(secret(None).unwrap(), None);
+        assert_eq!(secret(Some(&"k".repeat(32))).unwrap(), Some(32));
+        for short in ["", "a", &"k".repeat(31)] {
+            let message = format!("{:#}", secret(Some(short)).unwrap_err());
+            assert!(message.starts_with("JWT_SECRET "), "{message}");
+            assert!(!message.contains('\n'), "{message}");
+        }
+        // Set but empty on the command line is set, not unset.
+        let config = Config::try_parse_from(["server", "--jwt-secret", ""]).unwrap();
+        assert!(config.jwt_secret_bytes().is_err());
     }
 
     #[test]
