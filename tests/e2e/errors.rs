@@ -210,3 +210,49 @@ async fn text_with_a_nul_character_is_a_400_on_its_field_and_stores_nothing() {
     .await;
     assert_eq!(history, json!([]));
 }
+
+/// A client's `x-request-id` is echoed and logged, so only a short, plain one is kept:
+/// one that is too long, holds spaces, control characters or bytes beyond ASCII, or is
+/// sent twice is replaced by a fresh id.
+#[tokio::test]
+async fn a_client_request_id_is_kept_only_when_short_and_plain() {
+    let app = TestServer::spawn().await;
+    let with_id = |ids: &[&[u8]]| {
+        let mut request = app.request(Method::GET, "/healthz", None);
+        for id in ids {
+            request = request.header(
+                "x-request-id",
+                reqwest::header::HeaderValue::from_bytes(id).expect("a header value"),
+            );
+        }
+        request.send()
+    };
+
+    let kept = "client-id_0123.abc";
+    let response = with_id(&[kept.as_bytes()]).await.unwrap();
+    assert_eq!(assert_request_id(&response), kept);
+    let longest = "k".repeat(64);
+    let response = with_id(&[longest.as_bytes()]).await.unwrap();
+    assert_eq!(assert_request_id(&response), longest);
+
+    let huge = "x".repeat(90 * 1024);
+    let too_long = "k".repeat(65);
+    let unfit: [&[&[u8]]; 6] = [
+        &[huge.as_bytes()],
+        &[too_long.as_bytes()],
+        &[b"two words"],
+        &[b"caf\xc3\xa9"],
+        &[b"\xff\xfe\x80"],
+        &[b"first", b"second"],
+    ];
+    for ids in unfit {
+        let response = with_id(ids).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let id = assert_request_id(&response);
+        assert!(
+            uuid::Uuid::parse_str(&id).is_ok(),
+            "{:?} was answered with the request id {id:?}, not a fresh one",
+            ids.iter().map(|id| String::from_utf8_lossy(id)).collect::<Vec<_>>()
+        );
+    }
+}

@@ -23,6 +23,15 @@ pub enum SqliteError {
         #[source]
         source: std::io::Error,
     },
+    /// The database file could not be created.
+    #[error("could not create the SQLite database file {}", path.display())]
+    CreateFile {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The database file could not be opened or created, or is not a SQLite database.
     #[error("could not open the SQLite database {}", path.display())]
     Open {

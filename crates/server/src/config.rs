@@ -100,22 +100,34 @@ impl Config {
     }
 }
 
-/// `url` with any password replaced, fit for a log line or an error message.
-pub fn redacted(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+/// `url` with any password replaced, fit for a log line or an error message: the one in
+/// its user info (`user:pass@`) and any query parameter whose name ends in `password`
+/// (`?password=…`, `&sslpassword=…`), which PostgreSQL URLs also accept. A URL that
+/// does not parse is shown as its scheme alone.
+pub fn redacted(raw: &str) -> String {
+    let Ok(mut url) = url::Url::parse(raw) else {
+        return match raw.split_once("://") {
+            Some((scheme, _)) => format!("{scheme}://(unparseable, not shown)"),
+            None => "(not a URL, not shown)".to_owned(),
+        };
     };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            if userinfo.contains(':') {
-                format!("{scheme}://{user}:***@{host}")
-            } else {
-                url.to_owned()
-            }
-        }
-        None => url.to_owned(),
+    if url.password().is_some() {
+        // Fails only for URLs that cannot have a user (no host): then there is none.
+        let _ = url.set_password(Some("***"));
     }
+    if let Some(query) = url.query() {
+        let query: Vec<String> = query
+            .split('&')
+            .map(|parameter| match parameter.split_once('=') {
+                Some((name, _)) if name.to_ascii_lowercase().ends_with("password") => {
+                    format!("{name}=***")
+                }
+                _ => parameter.to_owned(),
+            })
+            .collect();
+        url.set_query(Some(&query.join("&")));
+    }
+    url.to_string()
 }
 
 #[cfg(test)]
@@ -163,5 +175,18 @@ mod tests {
         );
         assert_eq!(redacted("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redacted("sqlite://data/x.db"), "sqlite://data/x.db");
+        assert_eq!(
+            redacted("postgres://u@h/db?sslmode=disable&password=secret&PassWord=x"),
+            "postgres://u@h/db?sslmode=disable&password=***&PassWord=***"
+        );
+        assert_eq!(
+            redacted("postgres://u:p%40ss@h/db?sslpassword=secret"),
+            "postgres://u:***@h/db?sslpassword=***"
+        );
+        assert!(!redacted("postgres://u:pw@[::1/db").contains("pw"));
+        assert_eq!(
+            redacted("postgres:///db?host=/run/pg&password"),
+            "postgres:///db?host=/run/pg&password"
+        );
     }
 }

@@ -50,6 +50,35 @@ async fn connecting_creates_the_file_and_its_directories_and_the_data_outlives_t
     reopened.close().await;
 }
 
+/// The file holds password hashes: other local users must not read it, nor its WAL.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_new_database_and_its_directories_are_private_to_the_owner() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let dir = TempDir::new();
+    let path = dir.path().join("data/inner/messenger.db");
+    let store = SqliteStore::connect(path.to_str().unwrap()).await.unwrap();
+    store
+        .users()
+        .create(&Username::parse("alice").unwrap(), &PasswordHash::new("h"))
+        .await
+        .unwrap();
+    assert_eq!(mode(&dir.path().join("data")), 0o700);
+    assert_eq!(mode(&dir.path().join("data/inner")), 0o700);
+    for file in ["messenger.db", "messenger.db-wal", "messenger.db-shm"] {
+        assert_eq!(mode(&dir.path().join("data/inner").join(file)), 0o600, "{file}");
+    }
+    store.close().await;
+}
+
 #[tokio::test]
 async fn the_database_is_in_wal_mode() {
     with_db(|db| async move {
