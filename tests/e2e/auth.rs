@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -444,6 +445,32 @@ async fn login_returns_400_for_malformed_json() {
         r#"{"username": "alice", "password": "correct horse battery staple",}"#,
     ] {
         let response = app.send_raw(Method::POST, "/auth/login", None, body).await;
+        assert_problem(response, StatusCode::BAD_REQUEST).await;
+    }
+}
+
+/// Bytes that are not UTF-8, and a `\u` escape of half a surrogate pair, are not JSON
+/// text (RFC 8259 §8.1, §8.2): malformed, hence `400`, not an unsuccessful login.
+#[tokio::test]
+async fn login_returns_400_for_invalid_utf8_or_a_lone_surrogate() {
+    let app = TestServer::spawn().await;
+    app.register("alice", PASSWORD).await;
+
+    let bodies: [&[u8]; 5] = [
+        b"{\"username\": \"al\xffice\", \"password\": \"correct horse battery staple\"}",
+        b"{\"username\": \"alice\", \"password\": \"\xc3\x28\"}",
+        b"{\"username\": \"alice\", \"password\": \"\\ud800\"}",
+        b"{\"username\": \"\\udfff\", \"password\": \"x\"}",
+        b"{\"username\": \"alice\", \"password\": \"x\", \"\\ud83d\": 1}",
+    ];
+    for body in bodies {
+        let response = app
+            .request(Method::POST, "/auth/login", None)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("sending the login");
         assert_problem(response, StatusCode::BAD_REQUEST).await;
     }
 }

@@ -256,3 +256,103 @@ async fn a_client_request_id_is_kept_only_when_short_and_plain() {
         );
     }
 }
+
+/// JSON is UTF-8 (RFC 8259): a body declared in another charset would be misread, so it
+/// is refused with `415`, and nothing is stored.
+#[tokio::test]
+async fn a_json_body_declared_in_a_charset_other_than_utf8_is_a_415_problem() {
+    let app = TestServer::spawn().await;
+    let body = json!({"username": "alice", "password": PASSWORD}).to_string();
+    for content_type in [
+        "application/json; charset=utf-16",
+        "application/json; charset=UTF-16LE",
+        "application/json; charset=iso-8859-1",
+    ] {
+        let response = app
+            .request(Method::POST, "/auth/register", None)
+            .header(CONTENT_TYPE, content_type)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_problem(response, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+    }
+    let response = app
+        .request(Method::POST, "/auth/register", None)
+        .header(CONTENT_TYPE, "application/json; charset=UTF-8")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_json(response, StatusCode::CREATED).await;
+}
+
+/// The contract's ids are lowercase and hyphenated. Other spellings of the same UUID
+/// (upper case, no hyphens, braces, `urn:uuid:`) are refused everywhere, in paths,
+/// bodies, queries and socket events, so that one id has one spelling.
+#[tokio::test]
+async fn an_id_not_in_lowercase_hyphenated_form_is_refused_everywhere() {
+    let app = TestServer::spawn().await;
+    let (_, alice) = app.user_with_token("alice").await;
+    let (bob, _) = app.user_with_token("bob").await;
+    let chat = id_of(&app.create_chat(&alice, "team", &[]).await);
+    let spellings = |id: &str| {
+        vec![
+            id.to_uppercase(),
+            id.replace('-', ""),
+            format!("{{{id}}}"),
+            format!("urn:uuid:{id}"),
+        ]
+    };
+
+    for other in spellings(&chat) {
+        let path = format!("/chats/{other}/members");
+        assert_problem(app.get(&path, &alice).await, StatusCode::BAD_REQUEST).await;
+        let path = format!("/chats/{other}/messages");
+        assert_problem(app.get(&path, &alice).await, StatusCode::BAD_REQUEST).await;
+    }
+    for other in spellings(&bob) {
+        let members = json!({"members": [other]});
+        let path = format!("/chats/{chat}/members");
+        let response = app.post(&path, Some(&alice), &members).await;
+        assert_problem(response, StatusCode::BAD_REQUEST).await;
+        let response = app
+            .post("/chats", Some(&alice), &json!({"name": "x", "members": [other]}))
+            .await;
+        assert_problem(response, StatusCode::BAD_REQUEST).await;
+        let path = format!("/users?after={}", urlencode(&other));
+        assert_problem(app.get(&path, &alice).await, StatusCode::BAD_REQUEST).await;
+    }
+    assert_eq!(app.member_ids(&alice, &chat).await.len(), 1);
+    assert_eq!(app.chats(&alice).await.len(), 1);
+
+    let mut socket = Socket::connect(&app, Kind::Ws, &alice).await;
+    for other in spellings(&chat) {
+        let refused = socket
+            .request("chats:connect", json!({"chatIds": [other]}))
+            .await;
+        assert_eq!(refused["status"], "error", "{refused}");
+        socket.expect_event("exception").await;
+        let refused = socket
+            .request("messages:create", json!({"chatId": other, "content": "hi"}))
+            .await;
+        assert_eq!(refused["status"], "error", "{refused}");
+        socket.expect_event("exception").await;
+    }
+    let history = assert_json(
+        app.get(&format!("/chats/{chat}/messages"), &alice).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(history, json!([]));
+}
+
+/// Percent-encodes what a query value cannot hold as is.
+fn urlencode(raw: &str) -> String {
+    raw.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

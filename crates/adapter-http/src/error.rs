@@ -21,7 +21,7 @@ pub enum ApiError {
     #[error("the request body is larger than 64 KiB")]
     PayloadTooLarge,
     /// The body is declared as something other than JSON.
-    #[error("the request body must be JSON (application/json)")]
+    #[error("the request body must be JSON in UTF-8 (application/json)")]
     UnsupportedMediaType,
     /// The body could not be read from the connection.
     #[error("the request body could not be read")]
