@@ -17,14 +17,19 @@ pub enum PostgresError {
     /// Applying the migrations failed.
     #[error("could not apply the PostgreSQL migrations")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    /// Filling the usernames' skeletons of rows from before migration 0002 failed.
+    #[error("could not give existing usernames their skeletons")]
+    Backfill(#[source] sqlx::Error),
     /// The server did not answer a trivial query.
     #[error("PostgreSQL did not answer")]
     Ping(#[source] sqlx::Error),
 }
 
-/// The unique index on the folded username that makes usernames unique without regard
-/// to case (see the migration `0001_init.sql`).
-const USERNAME_INDEX: &str = "users_username_key_key";
+/// The unique indexes that make usernames unique: on the folded username (without
+/// regard to case, `0001_init.sql`) and on its confusable skeleton (look-alikes,
+/// `0002_username_skeleton.sql`).
+const USERNAME_INDEXES: &[&str] =
+    &["users_username_key_key", "users_username_skeleton_key"];
 
 /// Foreign keys that reference `users`: violating one means a user does not exist.
 const USER_FOREIGN_KEYS: &[&str] = &[
@@ -42,7 +47,7 @@ pub(crate) fn store_error(err: sqlx::Error) -> StoreError {
     if let Some(db) = err.as_database_error() {
         let constraint = db.constraint().unwrap_or_default();
         match db.kind() {
-            ErrorKind::UniqueViolation if constraint == USERNAME_INDEX => {
+            ErrorKind::UniqueViolation if USERNAME_INDEXES.contains(&constraint) => {
                 return StoreError::UsernameTaken;
             }
             ErrorKind::ForeignKeyViolation if USER_FOREIGN_KEYS.contains(&constraint) => {

@@ -73,17 +73,23 @@ impl PostgresStore {
         Ok(store)
     }
 
-    /// Applies the migrations not yet applied. Safe to run from several processes at
-    /// once: sqlx serialises them with an advisory lock.
+    /// Applies the migrations not yet applied, then fills what SQL cannot compute in
+    /// rows written before a migration (usernames' skeletons). Safe to run from several
+    /// processes at once: sqlx serialises the migrations with an advisory lock, and the
+    /// fill only writes rows that still lack their value.
     ///
     /// # Errors
-    /// [`PostgresError::Migrate`] when a migration fails, or an applied one was edited.
+    /// [`PostgresError::Migrate`] when a migration fails, or an applied one was edited;
+    /// [`PostgresError::Backfill`] when filling fails.
     #[tracing::instrument(skip_all)]
     pub async fn migrate(&self) -> Result<(), PostgresError> {
         MIGRATOR
             .run(&self.pool)
             .await
-            .map_err(PostgresError::Migrate)
+            .map_err(PostgresError::Migrate)?;
+        users::backfill_skeletons(&self.pool)
+            .await
+            .map_err(PostgresError::Backfill)
     }
 
     /// Checks that the database answers (for `/readyz`).

@@ -44,6 +44,9 @@ pub enum SqliteError {
     /// Applying the migrations failed.
     #[error("could not apply the SQLite migrations")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    /// Filling the usernames' skeletons of rows from before migration 0002 failed.
+    #[error("could not give existing usernames their skeletons")]
+    Backfill(#[source] sqlx::Error),
     /// The database did not answer a trivial query.
     #[error("SQLite did not answer")]
     Ping(#[source] sqlx::Error),

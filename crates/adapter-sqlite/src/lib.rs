@@ -28,7 +28,8 @@
 //!   Unix epoch, UTC (PostgreSQL's precision), read once the write transaction holds the
 //!   lock, so they grow with the insertion order `seq` unless the clock steps back.
 //! - **Case-insensitive usernames** by the `username_key` column, filled from
-//!   [`domain::Username::folded`], since SQLite's `lower()` folds only ASCII.
+//!   [`domain::Username::folded`], since SQLite's `lower()` folds only ASCII; and
+//!   look-alikes by `username_skeleton` ([`domain::Username::skeleton`]).
 //! - **Lists of ids** are bound as one JSON array of hex strings and read with
 //!   `json_each`, SQLite having no array type: the SQL stays static.
 //!
@@ -77,6 +78,18 @@ const READ_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How many reads may run at once.
 const READERS: u32 = 8;
+
+/// Applies the migrations not yet applied, then gives the usernames of older rows
+/// their skeletons (see `users::backfill_skeletons`).
+async fn migrate(pools: &Pools) -> Result<(), SqliteError> {
+    MIGRATOR
+        .run(&pools.writer)
+        .await
+        .map_err(SqliteError::Migrate)?;
+    users::backfill_skeletons(pools)
+        .await
+        .map_err(SqliteError::Backfill)
+}
 
 /// Creates `dir` and its missing parents, readable by the owner only (`0700` on Unix):
 /// the database holds password hashes. An existing directory keeps its mode.
@@ -196,7 +209,6 @@ impl SqliteStore {
             )
             .await
             .map_err(open_error)?;
-        MIGRATOR.run(&writer).await.map_err(SqliteError::Migrate)?;
         // Opened after the writer has switched the file to WAL (a setting kept in the
         // file), so the readers find it in WAL mode.
         let readers = SqlitePoolOptions::new()
@@ -207,6 +219,7 @@ impl SqliteStore {
             .map_err(open_error)?;
         tracing::debug!(path = %path.display(), "opened the SQLite database");
         let pools = Pools { writer, readers };
+        migrate(&pools).await?;
         Ok(Self {
             writer: message_writer::start(pools.clone()),
             pools,
@@ -219,16 +232,15 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Applies the migrations not yet applied (`connect` already did).
+    /// Applies the migrations not yet applied (`connect` already did), then fills what
+    /// SQL cannot compute in rows written before a migration (usernames' skeletons).
     ///
     /// # Errors
-    /// [`SqliteError::Migrate`] when a migration fails, or an applied one was edited.
+    /// [`SqliteError::Migrate`] when a migration fails, or an applied one was edited;
+    /// [`SqliteError::Backfill`] when filling fails.
     #[tracing::instrument(skip_all)]
     pub async fn migrate(&self) -> Result<(), SqliteError> {
-        MIGRATOR
-            .run(&self.pools.writer)
-            .await
-            .map_err(SqliteError::Migrate)
+        migrate(&self.pools).await
     }
 
     /// Checks that the database answers a read (for `/readyz`). It does not queue for

@@ -338,3 +338,54 @@ async fn two_stores_on_one_file_write_at_once_without_failing() {
     })
     .await;
 }
+
+/// Users stored before migration 0002 get their skeletons at start, the older of two
+/// look-alikes first; the younger keeps its name and login, and the look is taken.
+#[tokio::test]
+async fn existing_usernames_get_their_skeletons_and_the_older_look_alike_wins() {
+    use storage_contract::Fixture as _;
+
+    with_db(|db| async move {
+        // As rows from before the migration: the key in lowercase, no skeleton.
+        db.insert_unvalidated_user("victim").await;
+        db.insert_unvalidated_user("v\u{456}ctim").await;
+        db.store.migrate().await.unwrap();
+
+        let skeleton = |name: &'static str| {
+            let raw = db.raw.clone();
+            async move {
+                sqlx::query_scalar::<_, Option<String>>(
+                    "select username_skeleton from users where username = ?1",
+                )
+                .bind(name)
+                .fetch_one(&raw)
+                .await
+                .unwrap()
+            }
+        };
+        let victim = Username::parse("victim").unwrap().skeleton();
+        assert_eq!(skeleton("victim").await, Some(victim));
+        assert_eq!(skeleton("v\u{456}ctim").await, None);
+
+        let users = db.store.users();
+        let err = users
+            .create(
+                &Username::parse("v\u{131}ctim").unwrap(),
+                &PasswordHash::new("h"),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::UsernameTaken), "{err:?}");
+        for name in ["victim", "v\u{456}ctim"] {
+            let found = users
+                .find_credentials(&Username::parse_existing(name).unwrap())
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("{name} no longer logs in"));
+            assert_eq!(found.user.username.as_str(), name);
+        }
+        db.store.migrate().await.unwrap();
+        assert_eq!(skeleton("v\u{456}ctim").await, None);
+    })
+    .await;
+}
