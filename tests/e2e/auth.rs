@@ -154,15 +154,15 @@ async fn register_refuses_every_look_alike_of_a_registered_username() {
     app.register("caf\u{e9}", PASSWORD).await;
 
     let invalid = [
-        "victim\u{200b}",             // ZERO WIDTH SPACE
-        "victim\u{200d}",             // ZERO WIDTH JOINER
-        "victim\u{2060}",             // WORD JOINER
-        "victim\u{200e}",             // LEFT-TO-RIGHT MARK
-        "victim\u{3164}",             // HANGUL FILLER
-        "victim\u{2800}",             // BRAILLE PATTERN BLANK
-        "victim\u{e0069}",            // TAG LATIN SMALL LETTER I
-        "vic\u{ad}tim",               // SOFT HYPHEN inside
-        "\u{202e}mitciv",             // RIGHT-TO-LEFT OVERRIDE: shows as "victim"
+        "victim\u{200b}",           // ZERO WIDTH SPACE
+        "victim\u{200d}",           // ZERO WIDTH JOINER
+        "victim\u{2060}",           // WORD JOINER
+        "victim\u{200e}",           // LEFT-TO-RIGHT MARK
+        "victim\u{3164}",           // HANGUL FILLER
+        "victim\u{2800}",           // BRAILLE PATTERN BLANK
+        "victim\u{e0069}",          // TAG LATIN SMALL LETTER I
+        "vic\u{ad}tim",             // SOFT HYPHEN inside
+        "\u{202e}mitciv",           // RIGHT-TO-LEFT OVERRIDE: shows as "victim"
         "\u{200b}\u{200b}\u{200b}", // three zero-width spaces
         "\u{301}\u{301}\u{301}",    // combining marks only
     ];
@@ -175,7 +175,10 @@ async fn register_refuses_every_look_alike_of_a_registered_username() {
             )
             .await;
         let problem = assert_problem(response, StatusCode::BAD_REQUEST).await;
-        assert_eq!(problem["errors"][0]["field"], "username", "{name:?}: {problem}");
+        assert_eq!(
+            problem["errors"][0]["field"], "username",
+            "{name:?}: {problem}"
+        );
     }
     let taken = [
         "v\u{456}ctim",  // CYRILLIC SMALL LETTER BYELORUSSIAN-UKRAINIAN I

@@ -252,7 +252,9 @@ async fn a_client_request_id_is_kept_only_when_short_and_plain() {
         assert!(
             uuid::Uuid::parse_str(&id).is_ok(),
             "{:?} was answered with the request id {id:?}, not a fresh one",
-            ids.iter().map(|id| String::from_utf8_lossy(id)).collect::<Vec<_>>()
+            ids.iter()
+                .map(|id| String::from_utf8_lossy(id))
+                .collect::<Vec<_>>()
         );
     }
 }
@@ -317,7 +319,11 @@ async fn an_id_not_in_lowercase_hyphenated_form_is_refused_everywhere() {
         let response = app.post(&path, Some(&alice), &members).await;
         assert_problem(response, StatusCode::BAD_REQUEST).await;
         let response = app
-            .post("/chats", Some(&alice), &json!({"name": "x", "members": [other]}))
+            .post(
+                "/chats",
+                Some(&alice),
+                &json!({"name": "x", "members": [other]}),
+            )
             .await;
         assert_problem(response, StatusCode::BAD_REQUEST).await;
         let path = format!("/users?after={}", urlencode(&other));

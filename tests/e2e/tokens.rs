@@ -286,7 +286,10 @@ async fn the_server_refuses_to_start_with_an_empty_or_short_jwt_secret() {
             .await
             .unwrap_or_else(|_| panic!("JWT_SECRET={secret:?}: the server kept running"))
             .expect("waiting for the server");
-        assert!(!output.status.success(), "JWT_SECRET={secret:?}: {output:?}");
+        assert!(
+            !output.status.success(),
+            "JWT_SECRET={secret:?}: {output:?}"
+        );
         let stderr = String::from_utf8_lossy(&output.stderr);
         let lines: Vec<&str> = stderr.lines().collect();
         assert_eq!(lines.len(), 1, "JWT_SECRET={secret:?}: {stderr}");

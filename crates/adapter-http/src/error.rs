@@ -11,6 +11,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+/// The `Retry-After` of a `503`: an unreachable database is usually back within
+/// seconds (a restart, a failover), and a sooner retry would only add load.
+const RETRY_AFTER_SECONDS: u16 = 2;
+
 /// Why a request failed, as the HTTP adapter sees it.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -65,6 +69,7 @@ impl ApiError {
                 AppError::ChatNotFound => StatusCode::NOT_FOUND,
                 AppError::NotMember | AppError::NotOwner => StatusCode::FORBIDDEN,
                 AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             },
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -96,16 +101,26 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let Self::App(AppError::Internal(source)) = &self {
-            tracing::error!(error = %source, source = ?source, "request failed on our side");
+        match &self {
+            Self::App(AppError::Internal(source)) => {
+                tracing::error!(error = %source, source = ?source, "request failed on our side");
+            }
+            Self::App(AppError::Unavailable(source)) => {
+                tracing::warn!(error = %source, source = ?source, "the database is unreachable");
+            }
+            _ => {}
         }
         let status = self.status();
-        let unauthenticated = status == StatusCode::UNAUTHORIZED;
         let mut response = problem(status, self.to_string(), self.field_errors());
-        if unauthenticated {
+        if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
         }
         response
     }

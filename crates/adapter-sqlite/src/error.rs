@@ -60,9 +60,13 @@ pub enum SqliteError {
 /// database's write lock, so nothing can change between the check and the write (see
 /// `chats.rs` and `messages.rs`), and a taken username is an `on conflict do nothing`
 /// that inserts nothing (`users.rs`). A constraint violation that still reaches this
-/// point is a bug, reported as unavailable.
+/// point is a bug, reported as unavailable. No connection in time (the writer's queue
+/// too long, a store closing) is [`StoreError::Unreachable`]: retrying may succeed.
 pub(crate) fn store_error(err: sqlx::Error) -> StoreError {
-    StoreError::unavailable(err)
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => StoreError::unreachable(err),
+        err => StoreError::unavailable(err),
+    }
 }
 
 /// A stored row that no longer passes the domain's validation (a rule was tightened, or

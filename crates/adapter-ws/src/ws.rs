@@ -63,7 +63,7 @@ pub(crate) async fn upgrade(
         None => return refuse(StatusCode::UNAUTHORIZED, "a valid access token is required"),
         Some(token) => match realtime.app.auth.authenticate(&token).await {
             Ok(user) => user,
-            Err(app::AppError::Internal(source)) => {
+            Err(app::AppError::Internal(source) | app::AppError::Unavailable(source)) => {
                 tracing::error!(error = %source, "websocket handshake failed on our side");
                 return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
             }

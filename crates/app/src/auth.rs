@@ -64,8 +64,7 @@ impl AuthService {
         let (Ok(username), Ok(password)) = (
             Username::parse_existing(username),
             Password::parse_offered(password),
-        )
-        else {
+        ) else {
             return Err(AppError::InvalidCredentials);
         };
         let credentials = self.users.find_credentials(&username).await?;

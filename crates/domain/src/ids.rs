@@ -91,7 +91,10 @@ mod tests {
     #[test]
     fn parses_only_the_lowercase_hyphenated_form() {
         let canonical = "a1a2a3a4-b1b2-c1c2-d1d2-d3d4d5d6d7d8";
-        assert_eq!(ChatId::parse(canonical, "chatId").unwrap().to_string(), canonical);
+        assert_eq!(
+            ChatId::parse(canonical, "chatId").unwrap().to_string(),
+            canonical
+        );
         for other in [
             "A1A2A3A4-B1B2-C1C2-D1D2-D3D4D5D6D7D8",
             "a1a2a3a4-b1b2-c1c2-d1d2-d3d4d5d6d7D8",

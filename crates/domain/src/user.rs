@@ -59,10 +59,7 @@ impl Username {
         }
         if name.folded().len() > Self::MAX_KEY_BYTES || name.skeleton().len() > Self::MAX_KEY_BYTES
         {
-            return Err(InvalidInput::new(
-                "username",
-                "is too long once normalised",
-            ));
+            return Err(InvalidInput::new("username", "is too long once normalised"));
         }
         Ok(name)
     }
@@ -379,33 +376,33 @@ mod tests {
     fn every_look_alike_of_a_name_is_refused_or_collides_with_it() {
         let victim = Username::parse("victim").unwrap().skeleton();
         let refused = [
-            "victim\u{200b}",         // ZERO WIDTH SPACE
-            "victim\u{200d}",         // ZERO WIDTH JOINER
-            "victim\u{2060}",         // WORD JOINER
-            "victim\u{200e}",         // LEFT-TO-RIGHT MARK
-            "victim\u{3164}",         // HANGUL FILLER
-            "victim\u{2800}",         // BRAILLE PATTERN BLANK
-            "victim\u{e0041}",        // TAG LATIN CAPITAL LETTER A
-            "vic\u{ad}tim",           // SOFT HYPHEN inside
-            "\u{202e}mitciv",         // RIGHT-TO-LEFT OVERRIDE
+            "victim\u{200b}",           // ZERO WIDTH SPACE
+            "victim\u{200d}",           // ZERO WIDTH JOINER
+            "victim\u{2060}",           // WORD JOINER
+            "victim\u{200e}",           // LEFT-TO-RIGHT MARK
+            "victim\u{3164}",           // HANGUL FILLER
+            "victim\u{2800}",           // BRAILLE PATTERN BLANK
+            "victim\u{e0041}",          // TAG LATIN CAPITAL LETTER A
+            "vic\u{ad}tim",             // SOFT HYPHEN inside
+            "\u{202e}mitciv",           // RIGHT-TO-LEFT OVERRIDE
             "\u{200b}\u{200b}\u{200b}", // three zero-width spaces
-            "\u{301}\u{301}\u{301}",   // combining marks only
-            "\u{300}victim",          // starting with a combining mark
-            "victim\u{feff}",         // ZERO WIDTH NO-BREAK SPACE
-            "victim\u{fe0f}",         // VARIATION SELECTOR-16
-            "victim\u{e000}",         // private use
-            "victim\u{61c}",          // ARABIC LETTER MARK
+            "\u{301}\u{301}\u{301}",    // combining marks only
+            "\u{300}victim",            // starting with a combining mark
+            "victim\u{feff}",           // ZERO WIDTH NO-BREAK SPACE
+            "victim\u{fe0f}",           // VARIATION SELECTOR-16
+            "victim\u{e000}",           // private use
+            "victim\u{61c}",            // ARABIC LETTER MARK
         ];
         for name in refused {
             assert!(Username::parse(name).is_err(), "{name:?} was accepted");
         }
         let colliding = [
-            "v\u{456}ctim",        // CYRILLIC SMALL LETTER BYELORUSSIAN-UKRAINIAN I
+            "v\u{456}ctim", // CYRILLIC SMALL LETTER BYELORUSSIAN-UKRAINIAN I
             "VICTIM",
-            "\u{ff36}ictim",       // FULLWIDTH LATIN CAPITAL LETTER V
-            "v\u{131}ctim",        // LATIN SMALL LETTER DOTLESS I
-            "vict\u{1d456}m",      // MATHEMATICAL ITALIC SMALL I
-            "v\u{2170}ctim",       // SMALL ROMAN NUMERAL ONE
+            "\u{ff36}ictim",  // FULLWIDTH LATIN CAPITAL LETTER V
+            "v\u{131}ctim",   // LATIN SMALL LETTER DOTLESS I
+            "vict\u{1d456}m", // MATHEMATICAL ITALIC SMALL I
+            "v\u{2170}ctim",  // SMALL ROMAN NUMERAL ONE
         ];
         for name in colliding {
             let parsed = Username::parse(name).unwrap_or_else(|err| panic!("{name:?}: {err}"));

@@ -29,6 +29,11 @@ pub struct Config {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
+    /// How long a request waits for PostgreSQL (a connection, and the message writer
+    /// for a batch) before it is answered `503` with `Retry-After`, e.g. `1s`, `500ms`.
+    #[arg(long, env = "DATABASE_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub database_timeout: Duration,
+
     /// Directory of the embedded database (`messenger.db`), used when DATABASE_URL is
     /// unset; created on first start and kept across restarts.
     #[arg(long, env = "DATA_DIR", default_value = "./data")]
@@ -65,6 +70,7 @@ impl Config {
             host: IpAddr::from([127, 0, 0, 1]),
             port: 0,
             database_url: Some(database_url.to_owned()),
+            database_timeout: Duration::from_secs(1),
             data_dir: PathBuf::from("./data"),
             jwt_secret: Some("test-secret-test-secret-test-secret".to_owned()),
             jwt_ttl: Duration::from_secs(900),
@@ -142,6 +148,7 @@ mod tests {
         assert_eq!(config.jwt_ttl, Duration::from_secs(3600));
         assert_eq!(config.password_min_length, 8);
         assert_eq!(config.data_dir, PathBuf::from("./data"));
+        assert_eq!(config.database_timeout, Duration::from_secs(1));
         let config = Config::try_parse_from(["server", "--data-dir", "/var/lib/m"]).unwrap();
         assert_eq!(config.data_dir, PathBuf::from("/var/lib/m"));
         assert!(Config::try_parse_from(["server", "--password-min-length", "0"]).is_err());

@@ -69,7 +69,10 @@ pub async fn registering_a_look_alike_of_a_username_is_username_taken(db: &dyn F
         "CAF\u{c9}",
     ] {
         let err = register(db, taken).await.unwrap_err();
-        assert!(matches!(err, StoreError::UsernameTaken), "{taken:?}: {err:?}");
+        assert!(
+            matches!(err, StoreError::UsernameTaken),
+            "{taken:?}: {err:?}"
+        );
     }
     assert_eq!(db.count(Table::Users).await, 2);
     // Login finds the user by any of those forms that folds to its key.
@@ -96,8 +99,14 @@ pub async fn a_user_stored_before_names_were_normalised_still_logs_in(db: &dyn F
             .unwrap_or_else(|| panic!("{name} finds nobody"))
             .user
     };
-    assert_eq!(found("\u{ff21}lice").await.username.as_str(), "\u{ff21}lice");
-    assert_eq!(found("\u{ff21}LICE").await.username.as_str(), "\u{ff21}lice");
+    assert_eq!(
+        found("\u{ff21}lice").await.username.as_str(),
+        "\u{ff21}lice"
+    );
+    assert_eq!(
+        found("\u{ff21}LICE").await.username.as_str(),
+        "\u{ff21}lice"
+    );
     assert_eq!(found("ALICE").await, alice);
 }
 

@@ -39,8 +39,10 @@ async fn a_malformed_url_is_invalid_url() {
     assert!(matches!(err, PostgresError::InvalidUrl(_)), "{err:?}");
 }
 
+/// Closed (the server is stopping), the store answers at once that it cannot be
+/// reached: the client is told to retry (`503`), perhaps on another node.
 #[tokio::test]
-async fn a_closed_store_is_unavailable() {
+async fn a_closed_store_is_unreachable() {
     with_db(|db| async move {
         db.store.close().await;
         assert!(db.store.ping().await.is_err());
@@ -49,7 +51,7 @@ async fn a_closed_store_is_unavailable() {
             .exists(UserId::from_uuid(Uuid::now_v7()))
             .await
             .unwrap_err();
-        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(matches!(err, StoreError::Unreachable(_)), "{err:?}");
         // The message writer has stopped with the store: refused at once, not hung.
         let err = db
             .messages
@@ -61,7 +63,7 @@ async fn a_closed_store_is_unavailable() {
             ))
             .await
             .unwrap_err();
-        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(matches!(err, StoreError::Unreachable(_)), "{err:?}");
     })
     .await;
 }

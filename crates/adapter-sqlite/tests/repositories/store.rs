@@ -74,7 +74,11 @@ async fn a_new_database_and_its_directories_are_private_to_the_owner() {
     assert_eq!(mode(&dir.path().join("data")), 0o700);
     assert_eq!(mode(&dir.path().join("data/inner")), 0o700);
     for file in ["messenger.db", "messenger.db-wal", "messenger.db-shm"] {
-        assert_eq!(mode(&dir.path().join("data/inner").join(file)), 0o600, "{file}");
+        assert_eq!(
+            mode(&dir.path().join("data/inner").join(file)),
+            0o600,
+            "{file}"
+        );
     }
     store.close().await;
 }
@@ -138,8 +142,10 @@ async fn a_file_that_is_not_a_database_cannot_be_opened() {
     assert!(matches!(err, SqliteError::Open { .. }), "{err:?}");
 }
 
+/// Closed (the server is stopping), the store answers at once that it cannot be
+/// reached: the client is told to retry (`503`), perhaps on another node.
 #[tokio::test]
-async fn a_closed_store_is_unavailable() {
+async fn a_closed_store_is_unreachable() {
     with_db(|db| async move {
         db.store.close().await;
         assert!(db.store.ping().await.is_err());
@@ -148,13 +154,13 @@ async fn a_closed_store_is_unavailable() {
             .exists(UserId::from_uuid(Uuid::now_v7()))
             .await
             .unwrap_err();
-        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(matches!(err, StoreError::Unreachable(_)), "{err:?}");
         let err = db
             .users
             .create(&Username::parse("alice").unwrap(), &PasswordHash::new("h"))
             .await
             .unwrap_err();
-        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(matches!(err, StoreError::Unreachable(_)), "{err:?}");
         // The message writer has stopped with the store: refused at once, not hung.
         let err = db
             .messages
@@ -166,7 +172,7 @@ async fn a_closed_store_is_unavailable() {
             ))
             .await
             .unwrap_err();
-        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(matches!(err, StoreError::Unreachable(_)), "{err:?}");
     })
     .await;
 }
