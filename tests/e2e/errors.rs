@@ -1,6 +1,8 @@
 //! What holds for every answer: a request id, RFC 9457 problem documents for errors, and
 //! no 5xx for anything a client can send.
 
+use std::time::Duration;
+
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -361,4 +363,48 @@ fn urlencode(raw: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// A request hyper cannot parse never reaches the routes, and hyper answers it with an
+/// empty body: a 100 KB path (`414`), headers of half a megabyte (`431`) and a
+/// malformed header line (`400`) are problem documents with a request id like every
+/// other error.
+#[tokio::test]
+async fn a_request_too_long_or_malformed_for_http_is_a_problem_document() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = TestServer::spawn().await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let long_path = format!(
+        "GET /{} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
+    let long_header = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(500 * 1024)
+    );
+    let malformed = "GET /healthz HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n".to_owned();
+    for (request, status) in [(long_path, 414), (long_header, 431), (malformed, 400)] {
+        let mut tcp = tokio::net::TcpStream::connect(&address).await.unwrap();
+        // The server may answer and close before it has read all of a huge request.
+        let _ = tcp.write_all(request.as_bytes()).await;
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut answer))
+            .await
+            .expect("the server answers and closes")
+            .ok();
+        let answer = String::from_utf8_lossy(&answer);
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        assert!(head.starts_with(&format!("HTTP/1.1 {status} ")), "{head}");
+        let head = head.to_ascii_lowercase();
+        assert!(
+            head.contains("\r\ncontent-type: application/problem+json\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("\r\nx-request-id: "), "{head}");
+        let problem: serde_json::Value = serde_json::from_str(body).expect(body);
+        assert_eq!(problem["status"], status, "{problem}");
+        assert_eq!(problem["type"], "about:blank", "{problem}");
+        assert!(problem["detail"].is_string(), "{problem}");
+    }
 }

@@ -142,6 +142,19 @@ fn problem(status: StatusCode, detail: String, errors: Vec<FieldProblem>) -> Res
     response
 }
 
+/// The bytes of a problem document, for an answer written outside axum (see
+/// `parse_errors.rs`).
+pub(crate) fn problem_document(status: StatusCode, detail: &str) -> Vec<u8> {
+    let body = Problem {
+        kind: "about:blank",
+        title: status.canonical_reason().unwrap_or("Error"),
+        status: status.as_u16(),
+        detail: detail.to_owned(),
+        errors: Vec::new(),
+    };
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
 /// The fallback for paths no route matches.
 pub(crate) async fn route_not_found() -> ApiError {
     ApiError::RouteNotFound

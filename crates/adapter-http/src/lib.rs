@@ -4,6 +4,7 @@
 
 mod error;
 mod extract;
+mod parse_errors;
 mod routes;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
+pub use parse_errors::{ProblemIo, ProblemListener};
 
 /// Largest request body accepted; a larger one is `413`.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;

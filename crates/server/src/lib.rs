@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use adapter_auth::{Argon2Hasher, JwtTokens};
-use adapter_http::{HttpState, Readiness, ReadinessProbe};
+use adapter_http::{HttpState, ProblemListener, Readiness, ReadinessProbe};
 use adapter_redis::RedisDelivery;
 use adapter_ws::SocketCloser;
 use anyhow::Context;
@@ -110,6 +110,8 @@ impl Application {
                 tracing::warn!(%err, "cannot set TCP_NODELAY");
             }
         });
+        // hyper's own answers to requests it cannot parse get a problem body too.
+        let listener = ProblemListener(listener);
         axum::serve(listener, self.router)
             .with_graceful_shutdown(stopping)
             .await?;
