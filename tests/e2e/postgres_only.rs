@@ -199,8 +199,10 @@ struct Proxy {
 
 impl Proxy {
     async fn start(target: SocketAddr) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding the proxy");
+        let address = listener.local_addr().expect("the proxy's address");
         let (line, watching) = tokio::sync::watch::channel(Line::Open);
         let accepting = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
