@@ -115,6 +115,7 @@ enum ScenarioArg {
     IdleWs,
     Ingest,
     Rest,
+    Burst,
     All,
 }
 
@@ -302,6 +303,7 @@ async fn run_store(
             Scenario::IdleWs => scenarios::idle::run(&ctx, Protocol::Ws).await,
             Scenario::Ingest => scenarios::ingest::run(&ctx).await,
             Scenario::Rest => scenarios::rest::run(&ctx).await,
+            Scenario::Burst => scenarios::burst::run(&ctx).await,
         };
         servers.stop().await?;
         let result = result.with_context(|| format!("the {} scenario", scenario.name()))?;
@@ -397,6 +399,7 @@ fn selected(args: &[ScenarioArg]) -> Vec<Scenario> {
                             | (ScenarioArg::IdleWs, Scenario::IdleWs)
                             | (ScenarioArg::Ingest, Scenario::Ingest)
                             | (ScenarioArg::Rest, Scenario::Rest)
+                            | (ScenarioArg::Burst, Scenario::Burst)
                     )
             })
         })

@@ -273,7 +273,57 @@ impl Socket {
         outgoing: Option<mpsc::Receiver<String>>,
         liveness: Arc<Liveness>,
     ) -> JoinHandle<()> {
-        tokio::spawn(run(self.protocol, self.ws, handler, outgoing, liveness))
+        tokio::spawn(run(
+            self.protocol,
+            self.ws,
+            handler,
+            outgoing,
+            None,
+            liveness,
+        ))
+    }
+
+    /// Like [`Socket::spawn`] with nothing to send, but reading at most `per_second`
+    /// frames a second: a client on a slow link.
+    pub fn spawn_paced<H: Handler>(
+        self,
+        handler: H,
+        per_second: f64,
+        liveness: Arc<Liveness>,
+    ) -> JoinHandle<()> {
+        tokio::spawn(run(
+            self.protocol,
+            self.ws,
+            handler,
+            None,
+            Some(per_second),
+            liveness,
+        ))
+    }
+
+    /// Stops reading the socket altogether (a client that hangs), until
+    /// [`Stalled::closed_by_server`].
+    pub fn stall(self) -> Stalled {
+        Stalled { ws: self.ws }
+    }
+}
+
+/// A connection whose client reads nothing.
+pub struct Stalled {
+    ws: WebSocketStream<TcpStream>,
+}
+
+impl Stalled {
+    /// Reads again, through whatever was already sent, and says whether the server
+    /// closed the connection (within `within`, or when the data stops coming).
+    pub async fn closed_by_server(mut self, within: Duration) -> bool {
+        loop {
+            match tokio::time::timeout(within, self.ws.next()).await {
+                Err(_) => return false,
+                Ok(None | Some(Err(_) | Ok(Message::Close(_)))) => return true,
+                Ok(Some(Ok(_))) => {}
+            }
+        }
     }
 }
 
@@ -338,9 +388,18 @@ async fn run<H: Handler>(
     mut ws: WebSocketStream<TcpStream>,
     mut handler: H,
     mut outgoing: Option<mpsc::Receiver<String>>,
+    pace: Option<f64>,
     liveness: Arc<Liveness>,
 ) {
+    let started = tokio::time::Instant::now();
+    let mut frames = 0_u64;
     let why = loop {
+        if let Some(per_second) = pace {
+            // The next frame is read no sooner than its turn at this rate.
+            frames += 1;
+            let turn = started + Duration::from_secs_f64(frames as f64 / per_second);
+            tokio::time::sleep_until(turn).await;
+        }
         tokio::select! {
             incoming = ws.next() => {
                 let text = match incoming {

@@ -44,6 +44,8 @@ pub struct TestServer {
     extra_env: Vec<(String, String)>,
     /// Whether dropping this server drops its database (false for a cluster's peers).
     owns_backend: bool,
+    /// Where the server's log goes (at `RUST_LOG=info`), when the test reads it.
+    log: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -56,6 +58,39 @@ impl TestServer {
     /// Starts a server with extra environment variables (`JWT_TTL`,
     /// `PASSWORD_MIN_LENGTH`, …) on top of the harness's own.
     pub async fn spawn_with(extra_env: &[(&str, &str)]) -> Self {
+        Self::spawn_configured(extra_env, None).await
+    }
+
+    /// Starts a server whose log (at `RUST_LOG=info`, also without `TEST_LOG`) the test
+    /// reads with [`TestServer::log`].
+    pub async fn spawn_logged(extra_env: &[(&str, &str)]) -> Self {
+        let path = std::env::temp_dir().join(format!("e2e-server-{}.log", Uuid::new_v4()));
+        Self::spawn_configured(extra_env, Some(path)).await
+    }
+
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .and_then(Child::id)
+            .expect("a running server process")
+    }
+
+    /// `host:port` of the server, for raw TCP.
+    pub fn socket_address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// What the server has logged so far (see [`TestServer::spawn_logged`]).
+    pub fn log(&self) -> String {
+        let path = self
+            .log
+            .as_ref()
+            .expect("a server started with spawn_logged");
+        std::fs::read_to_string(path).expect("reading the server's log")
+    }
+
+    async fn spawn_configured(extra_env: &[(&str, &str)], log: Option<PathBuf>) -> Self {
         let backend = Backend::create().await;
         // From here on, Drop cleans up even if the server never comes up.
         let mut server = Self {
@@ -70,6 +105,7 @@ impl TestServer {
             port: 0,
             extra_env: Vec::new(),
             owns_backend: true,
+            log,
             child: None,
         };
 
@@ -101,6 +137,7 @@ impl TestServer {
             port,
             extra_env: self.extra_env.clone(),
             owns_backend: false,
+            log: None,
             child: None,
         };
         peer.start().await;
@@ -121,7 +158,18 @@ impl TestServer {
             .env("JWT_SECRET", &self.jwt_secret)
             .stdin(Stdio::null())
             .kill_on_drop(true);
-        if test_log {
+        if let Some(path) = self.log.as_ref().filter(|_| !test_log) {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .expect("opening the server's log file");
+            let copy = file.try_clone().expect("sharing the server's log file");
+            command
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::from(file))
+                .stderr(Stdio::from(copy));
+        } else if test_log {
             let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
             command
                 .env("RUST_LOG", filter)
@@ -518,6 +566,9 @@ impl Drop for TestServer {
         if let Some(mut child) = self.child.take() {
             // SIGKILL: the database is dropped next, whatever the server was doing.
             child.start_kill().ok();
+        }
+        if let Some(log) = &self.log {
+            std::fs::remove_file(log).ok();
         }
         if !self.owns_backend {
             return;

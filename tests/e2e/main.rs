@@ -15,6 +15,7 @@
 mod auth;
 mod chats;
 mod cluster;
+mod connections;
 mod errors;
 mod health;
 mod helpers;

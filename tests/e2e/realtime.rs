@@ -49,13 +49,16 @@ async fn install_js_suite(dir: &Path) {
     );
 }
 
-#[tokio::test]
-async fn the_reference_socket_io_client_suite_passes() {
+/// Runs `node --test` on `files` (every `*.test.mjs` when empty) against `app`;
+/// fails unless every test ran and passed.
+async fn run_js_suite(app: &TestServer, files: &[&str]) {
+    // Once per run: the tests that use the suite run at the same time.
+    static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     let dir = js_suite_dir();
-    install_js_suite(&dir).await;
-    let app = TestServer::spawn().await;
+    INSTALLED.get_or_init(|| install_js_suite(&dir)).await;
     let output = Command::new("node")
         .args(["--test", "--test-concurrency=1"])
+        .args(files)
         .current_dir(&dir)
         .env("SERVER_URL", &app.address)
         .env("JWT_SECRET", &app.jwt_secret)
@@ -74,9 +77,37 @@ async fn the_reference_socket_io_client_suite_passes() {
         "the socket.io-client suite failed:\n{report}"
     );
     assert!(
-        report.contains("# fail 0"),
+        report.contains("# fail 0") && !report.contains("# pass 0"),
         "the suite ran no tests or reported failures:\n{report}"
     );
+}
+
+#[tokio::test]
+async fn the_reference_socket_io_client_suite_passes() {
+    let app = TestServer::spawn().await;
+    run_js_suite(&app, &[]).await;
+}
+
+/// The flow-control suite (`flow-control.mjs`): a stock client's burst delivered whole
+/// to a 100-member room, thousands of events each acked, and readers that stop reading
+/// closed with the documented reason, each with exactly one line in the log.
+#[tokio::test]
+async fn under_a_burst_nothing_is_lost_and_a_reader_that_stops_is_cut_off_with_one_log_line() {
+    let app = TestServer::spawn_logged(&[]).await;
+    run_js_suite(&app, &["flow-control.mjs"]).await;
+    let log = app.log();
+    let cut: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("slow consumer"))
+        .collect();
+    // One Socket.IO reader and one /ws reader stop reading in the suite.
+    assert_eq!(cut.len(), 2, "one line per cut-off connection:\n{log}");
+    for line in cut {
+        assert!(
+            line.contains("user_id=") && line.contains("conn=") && line.contains("queued_bytes="),
+            "the line names the user, the connection and what it had queued: {line}"
+        );
+    }
 }
 
 /// Opens `/ws` with `token`; `receive_buffer` shrinks the client's TCP receive buffer

@@ -200,16 +200,24 @@ impl Socket {
     }
 
     /// Waits until the server closes the socket (a close frame, or the connection
-    /// ends), answering pings meanwhile; fails on any event or ack first.
-    pub async fn expect_closed(&mut self) {
+    /// ends), answering pings meanwhile; fails on any event or ack first. Returns the
+    /// close frame's code and reason, if the server sent one.
+    pub async fn expect_closed(&mut self) -> Option<(u16, String)> {
         loop {
             let message = tokio::time::timeout(ARRIVAL, self.ws.next())
                 .await
                 .expect("the server to close the socket within 10 s");
             match message {
-                None | Some(Err(_) | Ok(Message::Close(_))) => return,
+                None | Some(Err(_) | Ok(Message::Close(None))) => return None,
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return Some((frame.code.into(), frame.reason.as_str().to_owned()));
+                }
                 Some(Ok(Message::Text(text))) if self.kind == Kind::SocketIo && text == "2" => {
                     self.write_text("3".to_owned()).await;
+                }
+                // The server's disconnect of the namespace: closed.
+                Some(Ok(Message::Text(text))) if self.kind == Kind::SocketIo && text == "41" => {
+                    return None;
                 }
                 Some(Ok(Message::Text(text))) => panic!("expected the socket closed, got {text}"),
                 Some(Ok(_)) => {}

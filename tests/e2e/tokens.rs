@@ -9,8 +9,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    PASSWORD, TestServer, assert_json, assert_problem, id_of, str_of, unknown_id,
+    PASSWORD, TestServer, assert_json, assert_problem, id_of, one_chat, str_of, unknown_id,
 };
+use crate::sockets::{Kind, in_room};
 
 /// One request to every authenticated route, naming `chat` (a real chat, or a malformed
 /// id) and `user` (a real user) where the route needs them, with valid bodies.
@@ -259,6 +260,35 @@ fn encode_segment(value: &Value) -> String {
         }
     }
     out
+}
+
+#[tokio::test]
+async fn sockets_are_closed_when_their_token_expires_with_the_reason() {
+    // Long enough to set the sockets up on a slow machine, short for the test.
+    let app = TestServer::spawn_with(&[("JWT_TTL", "5s")]).await;
+    let (chat, users) = one_chat(&app, &["alice", "bob"]).await;
+    let [(_, alice), (_, bob)] = &users[..] else {
+        unreachable!("two users were made")
+    };
+    let mut on_ws = in_room(&app, Kind::Ws, alice, &chat).await;
+    let mut on_sio = in_room(&app, Kind::SocketIo, bob, &chat).await;
+    on_ws.send_message(&chat, "while the token is good").await;
+
+    // Each is closed at its token's expiry (within the suite's arrival time), with the
+    // reason: `/ws` in its close frame, Socket.IO as an `exception` before the
+    // server's disconnect.
+    assert_eq!(
+        on_ws.expect_closed().await,
+        Some((4001, "token expired".to_owned()))
+    );
+    loop {
+        let (event, data) = on_sio.next_event().await;
+        if event == "exception" {
+            assert_eq!(data["message"], "token expired");
+            break;
+        }
+    }
+    assert_eq!(on_sio.expect_closed().await, None);
 }
 
 /// A server started with `JWT_SECRET=` (what an unset variable in a compose file gives)

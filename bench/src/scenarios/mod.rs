@@ -1,6 +1,7 @@
 //! The scenarios, their sizes, and what each needs from a run: the server (or the
 //! cluster's nodes) under test, a REST client of it and the pool of users.
 
+pub mod burst;
 pub mod fanout;
 pub mod idle;
 pub mod ingest;
@@ -24,16 +25,20 @@ pub enum Scenario {
     Ingest,
     /// `GET /chats`, `POST /auth/login`, and message latency under a login storm.
     Rest,
+    /// A burst of messages into a room of slow and stalled readers: delivered of
+    /// expected, cut-offs, peak memory, CPU per delivery.
+    Burst,
 }
 
 impl Scenario {
     /// Every scenario, in the order `all` runs them.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Fanout,
         Self::Idle,
         Self::IdleWs,
         Self::Ingest,
         Self::Rest,
+        Self::Burst,
     ];
 
     /// Its name in reports.
@@ -44,6 +49,7 @@ impl Scenario {
             Self::IdleWs => "idle-ws",
             Self::Ingest => "ingest",
             Self::Rest => "rest",
+            Self::Burst => "burst",
         }
     }
 
@@ -65,6 +71,7 @@ impl Scenario {
                 .rest_clients
                 .max(sizes.login_clients)
                 .max(sizes.storm_members),
+            Self::Burst => sizes.burst_members,
         }
     }
 }
@@ -105,6 +112,10 @@ pub struct Sizes {
     pub storm_members: usize,
     /// REST storm: that room's rate in messages/s.
     pub storm_rate: f64,
+    /// Burst: members of the room (the sender, readers and stalled readers).
+    pub burst_members: usize,
+    /// Burst: messages sent without waiting.
+    pub burst_messages: usize,
 }
 
 impl Sizes {
@@ -127,6 +138,8 @@ impl Sizes {
             rest_chats: 10,
             storm_members: 50,
             storm_rate: 200.0,
+            burst_members: 100,
+            burst_messages: 5000,
         }
     }
 
@@ -149,6 +162,8 @@ impl Sizes {
             rest_chats: 3,
             storm_members: 5,
             storm_rate: 50.0,
+            burst_members: 8,
+            burst_messages: 300,
         }
     }
 }
@@ -173,6 +188,8 @@ impl Sizes {
             "rest_chats": self.rest_chats,
             "storm_members": self.storm_members,
             "storm_rate_per_s": self.storm_rate,
+            "burst_members": self.burst_members,
+            "burst_messages": self.burst_messages,
         })
     }
 }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use domain::ids::UserId;
-use domain::ports::{AccessToken, TokenError, TokenService};
+use domain::ports::{AccessToken, TokenError, TokenService, VerifiedToken};
 use jsonwebtoken::{
     Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode, get_current_timestamp,
 };
@@ -77,11 +77,18 @@ impl TokenService for JwtTokens {
 
     // The refusal's reason is not logged: it could quote parts of the token.
     #[tracing::instrument(skip_all)]
-    fn verify(&self, token: &str) -> Result<UserId, TokenError> {
+    fn verify(&self, token: &str) -> Result<VerifiedToken, TokenError> {
         let data = decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|_| TokenError::Invalid)?;
         let uuid = Uuid::parse_str(&data.claims.sub).map_err(|_| TokenError::Invalid)?;
-        Ok(UserId::from_uuid(uuid))
+        let expires_at = i64::try_from(data.claims.exp)
+            .ok()
+            .and_then(|exp| time::OffsetDateTime::from_unix_timestamp(exp).ok())
+            .ok_or(TokenError::Invalid)?;
+        Ok(VerifiedToken {
+            user: UserId::from_uuid(uuid),
+            expires_at,
+        })
     }
 }
 
@@ -108,7 +115,7 @@ mod tests {
         encode(&Header::new(alg), claims, &EncodingKey::from_secret(SECRET)).unwrap()
     }
 
-    fn assert_invalid(result: Result<UserId, TokenError>) {
+    fn assert_invalid(result: Result<VerifiedToken, TokenError>) {
         assert!(
             matches!(result, Err(TokenError::Invalid)),
             "expected Invalid, got {result:?}"
@@ -121,7 +128,13 @@ mod tests {
         let id = user();
         let issued = tokens.issue(id).unwrap();
         assert_eq!(issued.expires_in, 3600);
-        assert_eq!(tokens.verify(&issued.token).unwrap(), id);
+        let verified = tokens.verify(&issued.token).unwrap();
+        assert_eq!(verified.user, id);
+        let lifetime = verified.expires_at - time::OffsetDateTime::now_utc();
+        assert!(
+            lifetime > time::Duration::minutes(59) && lifetime <= time::Duration::hours(1),
+            "expires an hour from now: {lifetime}"
+        );
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub enum ApiError {
     /// The body could not be read from the connection.
     #[error("the request body could not be read")]
     UnreadableBody,
+    /// The request (its body included) took longer than the server allows.
+    #[error("the request took too long to arrive")]
+    RequestTimeout,
     /// No route has this path.
     #[error("no such route")]
     RouteNotFound,
@@ -74,6 +77,7 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::UnreadableBody => StatusCode::BAD_REQUEST,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }

@@ -4,6 +4,7 @@
 
 mod error;
 mod extract;
+mod limits;
 mod parse_errors;
 mod routes;
 
@@ -21,7 +22,8 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
-pub use parse_errors::{ProblemIo, ProblemListener};
+pub use limits::RequestLimits;
+pub use parse_errors::ProblemIo;
 
 /// Largest request body accepted; a larger one is `413`.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
@@ -82,14 +84,24 @@ async fn drop_unfit_request_id(mut request: Request<Body>) -> Request<Body> {
     request
 }
 
-/// The REST router with its middleware: request ids (a client's kept only when fit),
-/// tracing, body limit, panic containment. Other adapters (the sockets) merge their routes beside it.
+/// The REST router with its middleware and the default [`RequestLimits`].
 pub fn router(state: HttpState) -> Router {
+    router_with_limits(state, RequestLimits::default())
+}
+
+/// The REST router with its middleware: request ids, tracing, body limit, request
+/// timeout, panic containment. Other adapters (the sockets) merge their routes beside
+/// it, untouched by these limits (a socket lives longer than any request).
+pub fn router_with_limits(state: HttpState, limits: RequestLimits) -> Router {
     routes::routes()
         .with_state(state)
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            limits::enforce,
+        ))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(
             TraceLayer::new_for_http()

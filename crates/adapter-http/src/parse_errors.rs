@@ -1,6 +1,6 @@
 //! Problem bodies for the errors hyper answers by itself: a request hyper cannot parse
 //! never reaches the router, and hyper answers it with an empty body (`400` malformed,
-//! `414` a request target over 64 KiB, `431` headers too large). [`ProblemListener`]
+//! `414` a request target over 64 KiB, `431` headers too large). [`ProblemIo`]
 //! wraps each connection so that such an answer leaves with the same RFC 9457 problem
 //! body and `x-request-id` as every other error.
 //!
@@ -13,32 +13,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use axum::http::StatusCode;
-use axum::serve::Listener;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
-/// A listener whose connections answer hyper's own parse errors with a problem body.
-#[derive(Debug)]
-pub struct ProblemListener<L>(pub L);
-
-impl<L: Listener> Listener for ProblemListener<L> {
-    type Io = ProblemIo<L::Io>;
-    type Addr = L::Addr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (io, address) = self.0.accept().await;
-        (
-            ProblemIo {
-                inner: io,
-                replacement: None,
-            },
-            address,
-        )
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.0.local_addr()
-    }
-}
 
 /// One connection: reads pass through; a write of hyper's own error answer is
 /// replaced by the same answer with a problem body.
@@ -97,6 +72,16 @@ fn replacement(head: &[u8], status: StatusCode) -> Vec<u8> {
     let mut answer = answer.into_bytes();
     answer.extend_from_slice(&body);
     answer
+}
+
+impl<I> ProblemIo<I> {
+    /// Wraps one accepted connection.
+    pub fn new(inner: I) -> Self {
+        Self {
+            inner,
+            replacement: None,
+        }
+    }
 }
 
 impl<I: AsyncWrite + Unpin> ProblemIo<I> {

@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use domain::ports::{
     MockChatRepository, MockMessageRepository, MockNotifier, MockPasswordHasher, MockTokenService,
-    MockUserRepository, SingleProcess, TokenError,
+    MockUserRepository, SingleProcess, TokenError, VerifiedToken,
 };
 use domain::{Chat, ChatId, ChatName, PasswordPolicy, StoreError, UserId};
 use serde_json::{Value, json};
@@ -51,11 +51,17 @@ fn alone(database_up: bool) -> Readiness {
 /// in chat C); anything else is invalid.
 fn tokens() -> MockTokenService {
     let mut tokens = MockTokenService::new();
-    tokens.expect_verify().returning(|token| match token {
-        "owner" => Ok(user_id(1)),
-        "member" => Ok(user_id(2)),
-        "stranger" => Ok(user_id(3)),
-        _ => Err(TokenError::Invalid),
+    tokens.expect_verify().returning(|token| {
+        let user = match token {
+            "owner" => user_id(1),
+            "member" => user_id(2),
+            "stranger" => user_id(3),
+            _ => return Err(TokenError::Invalid),
+        };
+        Ok(VerifiedToken {
+            user,
+            expires_at: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        })
     });
     tokens
 }

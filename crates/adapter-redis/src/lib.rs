@@ -310,7 +310,7 @@ async fn subscribe(client: &redis::Client) -> Result<redis::aio::PubSubStream, S
 mod tests {
     use std::sync::Mutex;
 
-    use adapter_ws::{Connection, Frame, Hub, Undeliverable};
+    use adapter_ws::{CloseReason, Connection, Frame, Hub, Undeliverable};
     use domain::{ChatId, UserId};
 
     use super::*;
@@ -324,7 +324,10 @@ mod tests {
             self.0.lock().unwrap().push(frame.event());
             Ok(())
         }
-        fn close(&self) {}
+        fn queued_bytes(&self) -> u64 {
+            0
+        }
+        fn close(&self, _: CloseReason) {}
     }
 
     /// A node's shared state over a hub with one socket in one chat's room.

@@ -10,7 +10,7 @@ use app::App;
 use app::chats::Departed;
 
 use crate::delivery::{LocalDelivery, RoomEvent};
-use crate::hub::Hub;
+use crate::hub::{CloseReason, Hub};
 
 /// Re-checks this node's rooms against the database.
 #[derive(Clone)]
@@ -48,5 +48,20 @@ impl RoomAudit {
             tracing::info!(corrected, "applied room changes this node had missed");
         }
         corrected
+    }
+
+    /// Closes every socket of this node with [`CloseReason::CatchUp`], once the node
+    /// hears the other nodes again after missing their events: each client reconnects
+    /// and fetches what it missed (history, or the resume of `chats:connect`), which
+    /// no check of the rooms could give it.
+    pub fn ask_everyone_to_catch_up(&self) {
+        let sockets = self.hub.connections();
+        if sockets > 0 {
+            tracing::info!(
+                sockets,
+                "closing every socket so that its client catches up on the events this node missed"
+            );
+        }
+        self.hub.close_all(CloseReason::CatchUp);
     }
 }

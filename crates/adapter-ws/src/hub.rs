@@ -17,10 +17,47 @@ pub type ConnId = u64;
 /// Why a frame could not be queued for a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Undeliverable {
-    /// The bounded outgoing queue is full: the client stopped reading.
-    Full,
+    /// The frame would take the outgoing queue over its byte budget: the client
+    /// stopped reading, or reads far slower than its rooms speak.
+    OverBudget,
     /// The connection is already closed.
     Closed,
+}
+
+/// Why the server closes a connection; each protocol shows it to the client in its own
+/// way (docs/API.md, "Flow control").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Its outgoing queue went over its byte budget.
+    Slow,
+    /// Its access token expired.
+    TokenExpired,
+    /// This node missed room events (its cluster link was down): reconnect and catch up.
+    CatchUp,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+impl CloseReason {
+    /// The `/ws` close code (4000–4999 are the application's own).
+    pub fn ws_code(self) -> u16 {
+        match self {
+            Self::Slow => 4008,
+            Self::TokenExpired => 4001,
+            Self::CatchUp => 4009,
+            Self::Shutdown => 1001,
+        }
+    }
+
+    /// The `/ws` close reason, and the Socket.IO `exception` message where one is sent.
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::Slow => "slow consumer",
+            Self::TokenExpired => "token expired",
+            Self::CatchUp => "catch up",
+            Self::Shutdown => "server shutting down",
+        }
+    }
 }
 
 /// A live socket of either protocol, as the hub sees it.
@@ -28,18 +65,24 @@ pub trait Connection: Send + Sync {
     /// Queues `frame` without waiting.
     ///
     /// # Errors
-    /// [`Undeliverable`] when the queue is full or the connection closed; the hub then
-    /// closes and forgets it.
+    /// [`Undeliverable`] when the frame would take the outgoing queue over its budget,
+    /// or the connection is closed; the hub then closes and forgets it.
     fn deliver(&self, frame: &Arc<Frame>) -> Result<(), Undeliverable>;
 
-    /// Closes the connection (idempotent). Its own task then unregisters it.
-    fn close(&self);
+    /// Bytes waiting to be sent to the client (for the log line of a cut-off).
+    fn queued_bytes(&self) -> u64;
+
+    /// Closes the connection for `why` (idempotent): the client sees it and the
+    /// connection's own task unregisters it.
+    fn close(&self, why: CloseReason);
 }
 
 struct Entry {
     conn: Arc<dyn Connection>,
     user: UserId,
     rooms: HashSet<ChatId>,
+    /// When its access token expires, in seconds since the Unix epoch.
+    expires_at: i64,
 }
 
 #[derive(Default)]
@@ -68,8 +111,19 @@ impl Hub {
         self.rooms.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers a new connection of `user`, in no room yet.
+    /// Registers a new connection of `user`, in no room yet, with no expiry.
     pub fn register(&self, user: UserId, conn: Arc<dyn Connection>) -> ConnId {
+        self.register_until(user, conn, i64::MAX)
+    }
+
+    /// Registers a new connection of `user` whose access token expires at `expires_at`
+    /// (seconds since the Unix epoch): [`Hub::close_expired`] closes it then.
+    pub fn register_until(
+        &self,
+        user: UserId,
+        conn: Arc<dyn Connection>,
+        expires_at: i64,
+    ) -> ConnId {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut rooms = self.write();
         rooms.conns.insert(
@@ -78,17 +132,19 @@ impl Hub {
                 conn,
                 user,
                 rooms: HashSet::new(),
+                expires_at,
             },
         );
         rooms.by_user.entry(user).or_default().insert(id);
         id
     }
 
-    /// Forgets a connection and takes it out of every room.
-    pub fn unregister(&self, id: ConnId) {
+    /// Forgets a connection and takes it out of every room; returns whether it was
+    /// still registered.
+    pub fn unregister(&self, id: ConnId) -> bool {
         let mut rooms = self.write();
         let Some(entry) = rooms.conns.remove(&id) else {
-            return;
+            return false;
         };
         for chat in &entry.rooms {
             leave_room(&mut rooms.members, *chat, id);
@@ -99,6 +155,7 @@ impl Hub {
                 rooms.by_user.remove(&entry.user);
             }
         }
+        true
     }
 
     /// The current removal generation; take it *before* checking membership.
@@ -205,21 +262,74 @@ impl Hub {
     /// lock is released: a client that stopped reading is cut off rather than allowed
     /// to grow the server's memory or hold up the others, and a closed one is
     /// forgotten even if its own task never got to unregister it.
-    fn forget(&self, failed: Vec<(ConnId, Arc<dyn Connection>, Undeliverable)>) {
-        for (id, conn, why) in failed {
-            if why == Undeliverable::Full {
+    fn forget(&self, failed: Vec<Failed>) {
+        for Failed {
+            id,
+            user,
+            conn,
+            why,
+        } in failed
+        {
+            if !self.unregister(id) {
+                // Another thread got there first, and logged it.
+                continue;
+            }
+            if why == Undeliverable::OverBudget {
+                // Once per connection: it is forgotten here, so no later frame meets it.
                 tracing::warn!(
                     conn = id,
-                    "closing a connection whose outgoing queue is full"
+                    user_id = %user,
+                    queued_bytes = conn.queued_bytes(),
+                    "closing a connection whose outgoing queue is over its budget (slow consumer)"
                 );
+                conn.close(CloseReason::Slow);
+            } else {
+                conn.close(CloseReason::Shutdown);
             }
-            conn.close();
-            self.unregister(id);
         }
     }
 
-    /// Closes every connection (at shutdown).
-    pub fn close_all(&self) {
+    /// Closes and forgets a connection whose own answers took its outgoing queue over
+    /// its budget, as [`Hub::broadcast`] does for a frame of its rooms.
+    pub fn close_slow(&self, id: ConnId) {
+        let entry = {
+            let rooms = self.read();
+            rooms
+                .conns
+                .get(&id)
+                .map(|entry| (entry.user, Arc::clone(&entry.conn)))
+        };
+        if let Some((user, conn)) = entry {
+            self.forget(vec![Failed {
+                id,
+                user,
+                conn,
+                why: Undeliverable::OverBudget,
+            }]);
+        }
+    }
+
+    /// Closes and forgets every connection whose token expired by `now` (seconds since
+    /// the Unix epoch), with [`CloseReason::TokenExpired`]; returns how many. One sweep
+    /// for all connections costs less than a timer in each.
+    pub fn close_expired(&self, now: i64) -> usize {
+        let expired: Vec<(ConnId, Arc<dyn Connection>)> = self
+            .read()
+            .conns
+            .iter()
+            .filter(|(_, entry)| entry.expires_at <= now)
+            .map(|(id, entry)| (*id, Arc::clone(&entry.conn)))
+            .collect();
+        for (id, conn) in &expired {
+            conn.close(CloseReason::TokenExpired);
+            self.unregister(*id);
+        }
+        expired.len()
+    }
+
+    /// Closes every connection for `why` (at shutdown, or to make every client catch
+    /// up after this node missed events).
+    pub fn close_all(&self, why: CloseReason) {
         let all: Vec<_> = self
             .read()
             .conns
@@ -227,7 +337,7 @@ impl Hub {
             .map(|entry| Arc::clone(&entry.conn))
             .collect();
         for conn in all {
-            conn.close();
+            conn.close(why);
         }
     }
 
@@ -267,17 +377,25 @@ fn leave_room(members: &mut HashMap<ChatId, HashSet<ConnId>>, chat: ChatId, id: 
     }
 }
 
-/// Queues `frame` for connection `id`, noting it in `failed` if it cannot take it.
-fn offer(
-    conns: &HashMap<ConnId, Entry>,
+/// A connection a frame could not be queued for.
+struct Failed {
     id: ConnId,
-    frame: &Arc<Frame>,
-    failed: &mut Vec<(ConnId, Arc<dyn Connection>, Undeliverable)>,
-) {
+    user: UserId,
+    conn: Arc<dyn Connection>,
+    why: Undeliverable,
+}
+
+/// Queues `frame` for connection `id`, noting it in `failed` if it cannot take it.
+fn offer(conns: &HashMap<ConnId, Entry>, id: ConnId, frame: &Arc<Frame>, failed: &mut Vec<Failed>) {
     if let Some(entry) = conns.get(&id)
         && let Err(why) = entry.conn.deliver(frame)
     {
-        failed.push((id, Arc::clone(&entry.conn), why));
+        failed.push(Failed {
+            id,
+            user: entry.user,
+            conn: Arc::clone(&entry.conn),
+            why,
+        });
     }
 }
 
@@ -293,7 +411,7 @@ mod tests {
     struct Probe {
         received: Mutex<Vec<String>>,
         capacity: usize,
-        closed: Mutex<bool>,
+        closed: Mutex<Option<CloseReason>>,
     }
 
     impl Probe {
@@ -301,13 +419,13 @@ mod tests {
             Arc::new(Self {
                 received: Mutex::new(Vec::new()),
                 capacity,
-                closed: Mutex::new(false),
+                closed: Mutex::new(None),
             })
         }
         fn events(&self) -> Vec<String> {
             self.received.lock().unwrap().clone()
         }
-        fn is_closed(&self) -> bool {
+        fn closed_for(&self) -> Option<CloseReason> {
             *self.closed.lock().unwrap()
         }
     }
@@ -316,13 +434,16 @@ mod tests {
         fn deliver(&self, frame: &Arc<Frame>) -> Result<(), Undeliverable> {
             let mut received = self.received.lock().unwrap();
             if received.len() >= self.capacity {
-                return Err(Undeliverable::Full);
+                return Err(Undeliverable::OverBudget);
             }
             received.push(format!("{}:{}", frame.event(), frame.payload().get()));
             Ok(())
         }
-        fn close(&self) {
-            *self.closed.lock().unwrap() = true;
+        fn queued_bytes(&self) -> u64 {
+            self.received.lock().unwrap().len() as u64
+        }
+        fn close(&self, why: CloseReason) {
+            self.closed.lock().unwrap().get_or_insert(why);
         }
     }
 
@@ -391,18 +512,34 @@ mod tests {
     }
 
     #[test]
-    fn a_connection_whose_queue_is_full_is_closed_and_the_others_still_receive() {
+    fn a_connection_over_its_budget_is_closed_as_slow_and_the_others_still_receive() {
         let hub = Hub::default();
         let (_, slow) = joined(&hub, user(1), &[chat(1)], 1);
         let (_, fast) = joined(&hub, user(2), &[chat(1)], 10);
         hub.broadcast(chat(1), &frame("messages:new", 1));
-        assert!(!slow.is_closed());
+        assert_eq!(slow.closed_for(), None);
         hub.broadcast(chat(1), &frame("messages:new", 2));
-        assert!(slow.is_closed());
+        assert_eq!(slow.closed_for(), Some(CloseReason::Slow));
         assert_eq!(fast.events(), ["messages:new:1", "messages:new:2"]);
         // The cut-off connection is forgotten: only the fast one is left in the room.
         assert_eq!(hub.room_size(chat(1)), 1);
         assert_eq!(hub.connections(), 1);
+    }
+
+    #[test]
+    fn connections_whose_token_expired_are_closed_and_forgotten_and_no_others() {
+        let hub = Hub::default();
+        let expiring = Probe::new(10);
+        let lasting = Probe::new(10);
+        hub.register_until(user(1), expiring.clone(), 100);
+        let kept = hub.register_until(user(2), lasting.clone(), 200);
+        assert!(hub.join(kept, &[chat(1)], hub.generation()));
+        assert_eq!(hub.close_expired(99), 0);
+        assert_eq!(hub.close_expired(100), 1);
+        assert_eq!(expiring.closed_for(), Some(CloseReason::TokenExpired));
+        assert_eq!(lasting.closed_for(), None);
+        assert_eq!(hub.connections(), 1);
+        assert_eq!(hub.room_size(chat(1)), 1);
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod delivery;
 mod events;
 mod frame;
 mod hub;
+pub mod link;
 mod session;
 mod socketio;
 mod ws;
@@ -27,15 +28,33 @@ use socketioxide::layer::SocketIoLayer;
 pub use audit::RoomAudit;
 pub use delivery::{Delivery, LocalDelivery, RealtimeNotifier, RoomEvent};
 pub use frame::Frame;
-pub use hub::{ConnId, Connection, Hub, Undeliverable};
+pub use hub::{CloseReason, ConnId, Connection, Hub, Undeliverable};
 
-/// Frames one socket may have queued for sending before it counts as not reading and
-/// is disconnected. See ARCHITECTURE.md for why this number.
-pub const OUTBOUND_QUEUE: usize = 1024;
+/// Byte budgets of each connection's queues (docs/API.md, "Flow control").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budgets {
+    /// Bytes one connection may have waiting to be sent; a connection that would go
+    /// over it has stopped reading and is closed as a slow consumer.
+    pub outgoing: u64,
+    /// Bytes of one Socket.IO socket's events that may wait to be handled; beyond it
+    /// an event is refused with `exception` "too many requests in flight". (`/ws` is
+    /// read only as fast as it is handled, so TCP holds its client back instead.)
+    pub incoming: u64,
+}
 
-/// Client events one Socket.IO socket may have waiting to be handled; beyond it, an
-/// event is refused with an `exception` (the socket stays).
-pub const INBOUND_QUEUE: usize = 512;
+impl Default for Budgets {
+    fn default() -> Self {
+        Self {
+            outgoing: 1024 * 1024,
+            incoming: 1024 * 1024,
+        }
+    }
+}
+
+/// Frames one Socket.IO socket may have queued, whatever their size: socketioxide's
+/// own bound, which only a flood of tiny frames reaches before the byte budget, and
+/// the only bound of a long-polling session, whose drain cannot be measured.
+pub(crate) const OUTGOING_FRAMES: usize = 8192;
 
 /// Largest WebSocket message a client may send, on either protocol: the REST body
 /// limit. The largest valid event (a `chats:connect` of 1000 ids, a 4096-character
@@ -54,6 +73,8 @@ const WS_READ_BUFFER: usize = 1024;
 pub(crate) struct Realtime {
     app: App,
     hub: Arc<Hub>,
+    budgets: Budgets,
+    transports: Arc<socketio::Transports>,
 }
 
 /// This process's rooms and the path that delivers into them.
@@ -100,12 +121,18 @@ impl Rooms {
         RoomAudit::new(app, Arc::clone(&self.hub), Arc::clone(&self.local))
     }
 
-    /// The socket endpoints over `app`.
-    pub fn endpoints(&self, app: App) -> Endpoints {
+    /// The socket endpoints over `app`, each connection's queues within `budgets`.
+    /// Starts the sweep that closes sockets whose token expired (so call it inside the
+    /// runtime).
+    pub fn endpoints(&self, app: App, budgets: Budgets) -> Endpoints {
+        tokio::spawn(close_expired_sockets(Arc::downgrade(&self.hub)));
         let realtime = Realtime {
             app,
             hub: Arc::clone(&self.hub),
+            budgets,
+            transports: Arc::default(),
         };
+        let transports = Arc::clone(&realtime.transports);
         let (layer, io) = socketio::layer(realtime.clone());
         let router = Router::new()
             .route("/ws", get(ws::upgrade))
@@ -115,6 +142,7 @@ impl Rooms {
             layer,
             io,
             hub: Arc::clone(&self.hub),
+            transports,
         }
     }
 }
@@ -127,21 +155,25 @@ pub struct Endpoints {
     layer: SocketIoLayer,
     io: SocketIo,
     hub: Arc<Hub>,
+    transports: Arc<socketio::Transports>,
 }
 
 impl Endpoints {
     /// The whole service: `rest` with `GET /ws` beside it, behind Socket.IO, which
-    /// answers on `/socket.io/` and passes every other request through.
+    /// answers on `/socket.io/` and passes every other request through. Serve it over
+    /// [`link::LinkedStream`]s with `ConnectInfo<`[`link::ConnLink`]`>` in each
+    /// request, so that each socket knows its TCP link (without, Socket.IO's outgoing
+    /// budget falls back to counting frames).
     pub fn around(&self, rest: Router) -> Router {
         // The layer must wrap the router exactly once: each `layer()` call makes a
         // separate engine with its own sessions, and `Router::layer` would call it once
         // per route, so a long-polling handshake and its next request could meet
         // different engines.
         let socketio = tower::Layer::layer(&self.layer, rest.merge(self.router.clone()));
-        Router::new().fallback_service(tower::ServiceExt::map_request(
-            socketio,
-            socketio::detach_request_head,
-        ))
+        let transports = Arc::clone(&self.transports);
+        Router::new().fallback_service(tower::ServiceExt::map_request(socketio, move |request| {
+            socketio::prepare_request(&transports, request)
+        }))
     }
 
     /// A handle that closes every socket at shutdown.
@@ -163,8 +195,39 @@ pub struct SocketCloser {
 impl SocketCloser {
     /// Disconnects every Socket.IO and `/ws` client.
     pub async fn close_all(&self) {
-        self.hub.close_all();
+        self.hub.close_all(CloseReason::Shutdown);
         self.io.close().await;
+    }
+}
+
+/// The token of an `Authorization: Bearer` header (the scheme is case-insensitive).
+pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// How often sockets whose token expired are looked for: a socket outlives its token
+/// by less than this.
+const EXPIRY_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Closes the sockets whose token expired, every [`EXPIRY_SWEEP`], until the hub goes.
+async fn close_expired_sockets(hub: std::sync::Weak<Hub>) {
+    let mut every = tokio::time::interval(EXPIRY_SWEEP);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let Some(hub) = hub.upgrade() else { return };
+        let closed = hub.close_expired(time::OffsetDateTime::now_utc().unix_timestamp());
+        if closed > 0 {
+            tracing::info!(closed, "closed sockets whose access token expired");
+        }
     }
 }
 

@@ -1,9 +1,10 @@
 //! The plain WebSocket endpoint `GET /ws`: JSON text frames `{"event", "data", "ack"?}`,
 //! the same events and rooms as Socket.IO.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,17 +15,23 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use domain::ports::VerifiedToken;
+
 use crate::events::{self, ClientEvent, Incoming};
 use crate::frame::Frame;
-use crate::hub::{Connection, Undeliverable};
+use crate::hub::{CloseReason, Connection, Undeliverable};
 use crate::session::{Exception, Session};
-use crate::{
-    MAX_INCOMING_MESSAGE, OUTBOUND_QUEUE, Realtime, WS_READ_BUFFER, socketio::bearer,
-    token_from_query,
-};
+use crate::{MAX_INCOMING_MESSAGE, Realtime, WS_READ_BUFFER, bearer, token_from_query};
 
 /// How long a closing socket may take to accept its close frame.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long a slow consumer may take to read what it was already sent and then its
+/// close frame, before the connection is dropped without one (the client sees 1006).
+const SLOW_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What a text frame costs in the queue beyond its text.
+const FRAME_OVERHEAD: u64 = 32;
 
 /// Most frames written to a socket between two flushes.
 const WRITE_BATCH: usize = 64;
@@ -59,10 +66,10 @@ pub(crate) async fn upgrade(
     let token = bearer(&headers)
         .map(str::to_owned)
         .or_else(|| token_from_query(query.as_deref()));
-    let user = match token {
+    let verified = match token {
         None => return refuse(StatusCode::UNAUTHORIZED, "a valid access token is required"),
-        Some(token) => match realtime.app.auth.authenticate(&token).await {
-            Ok(user) => user,
+        Some(token) => match realtime.app.auth.authenticate_until(&token).await {
+            Ok(verified) => verified,
             Err(app::AppError::Internal(source) | app::AppError::Unavailable(source)) => {
                 tracing::error!(error = %source, "websocket handshake failed on our side");
                 return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
@@ -76,7 +83,7 @@ pub(crate) async fn upgrade(
             .max_frame_size(MAX_INCOMING_MESSAGE)
             // tungstenite's default is 128 KiB, all of it kept by every idle socket.
             .read_buffer_size(WS_READ_BUFFER)
-            .on_upgrade(move |socket| run(socket, realtime, user)),
+            .on_upgrade(move |socket| run(socket, realtime, verified)),
         Err(rejection) => rejection.into_response(),
     }
 }
@@ -100,27 +107,37 @@ fn refuse(status: StatusCode, detail: &str) -> Response {
     response
 }
 
-/// A `/ws` socket in the hub: a bounded queue drained by the socket's writer.
+/// A `/ws` socket in the hub: a queue bounded in bytes, drained by the socket's writer.
 struct WsConnection {
-    outgoing: mpsc::Sender<Utf8Bytes>,
+    outgoing: mpsc::UnboundedSender<Utf8Bytes>,
+    /// Bytes in `outgoing`.
+    queued: AtomicU64,
+    budget: u64,
     stop: CancellationToken,
+    /// Why the server closes it; unset when the client or the network did.
+    reason: OnceLock<CloseReason>,
 }
 
 impl WsConnection {
     fn send(&self, text: Utf8Bytes) -> Result<(), Undeliverable> {
-        match self.outgoing.try_send(text) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => Err(Undeliverable::Full),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(Undeliverable::Closed),
+        if self.stop.is_cancelled() {
+            return Err(Undeliverable::Closed);
         }
+        let size = cost(&text);
+        if self.queued.load(Ordering::Acquire) + size > self.budget {
+            return Err(Undeliverable::OverBudget);
+        }
+        self.queued.fetch_add(size, Ordering::AcqRel);
+        self.outgoing.send(text).map_err(|_| Undeliverable::Closed)
     }
 
-    fn send_or_close(&self, text: Utf8Bytes) {
-        if let Err(Undeliverable::Full) = self.send(text) {
-            tracing::warn!("closing a /ws client whose outgoing queue is full");
-            self.close();
-        }
+    fn taken(&self, text: &Utf8Bytes) {
+        self.queued.fetch_sub(cost(text), Ordering::AcqRel);
     }
+}
+
+fn cost(text: &Utf8Bytes) -> u64 {
+    text.len() as u64 + FRAME_OVERHEAD
 }
 
 impl Connection for WsConnection {
@@ -128,20 +145,31 @@ impl Connection for WsConnection {
         self.send(frame.ws_text())
     }
 
-    fn close(&self) {
+    fn queued_bytes(&self) -> u64 {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    fn close(&self, why: CloseReason) {
+        let _ = self.reason.set(why);
         self.stop.cancel();
     }
 }
 
-async fn run(socket: WebSocket, realtime: Realtime, user: domain::UserId) {
+async fn run(socket: WebSocket, realtime: Realtime, token: VerifiedToken) {
+    let user = token.user;
     let (mut sink, stream) = socket.split();
-    let (outgoing, mut queue) = mpsc::channel::<Utf8Bytes>(OUTBOUND_QUEUE);
+    let (outgoing, mut queue) = mpsc::unbounded_channel::<Utf8Bytes>();
     let stop = CancellationToken::new();
     let conn = Arc::new(WsConnection {
         outgoing,
+        queued: AtomicU64::new(0),
+        budget: realtime.budgets.outgoing,
         stop: stop.clone(),
+        reason: OnceLock::new(),
     });
-    let id = realtime.hub.register(user, conn.clone());
+    let id = realtime
+        .hub
+        .register_until(user, conn.clone(), token.expires_at.unix_timestamp());
     let session = Session::new(realtime.app.clone(), Arc::clone(&realtime.hub), id, user);
 
     let writer = async {
@@ -157,14 +185,33 @@ async fn run(socket: WebSocket, realtime: Realtime, user: domain::UserId) {
             // must still end it.
             let sent = tokio::select! {
                 () = stop.cancelled() => break,
-                sent = write_queued(&mut sink, text, &mut queue) => sent,
+                sent = write_queued(&mut sink, text, &mut queue, &conn) => sent,
             };
             if sent.is_err() {
                 break;
             }
         }
-        // A polite close, but a client that does not read does not get to hold us.
-        let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
+        match conn.reason.get() {
+            // The server closes it, with the reason in the close frame. What is still
+            // queued is dropped: it would only hold the reason back, and a client
+            // catches up from history once it reconnects.
+            Some(why) => {
+                let frame = CloseFrame {
+                    code: why.ws_code(),
+                    reason: why.text().into(),
+                };
+                let grace = if *why == CloseReason::Slow {
+                    SLOW_CLOSE_GRACE
+                } else {
+                    CLOSE_GRACE
+                };
+                let _ = tokio::time::timeout(grace, sink.send(Message::Close(Some(frame)))).await;
+            }
+            // The client closed (its close frame is answered here) or went away.
+            None => {
+                let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
+            }
+        }
     };
     let reader = async {
         // Frames are read as they are handled (a client that floods us is slowed by
@@ -186,24 +233,34 @@ async fn run(socket: WebSocket, realtime: Realtime, user: domain::UserId) {
                     _ => None,
                 })
             });
-        events::serve(&session, events, |answer, ack| match answer {
-            Ok(success) => {
-                if let Some(event) = success.event
-                    && let Ok(reply) = Frame::new(event, &*success.payload)
-                {
-                    conn.send_or_close(reply.ws_text());
-                }
-                if let Some(ack) = ack {
-                    send_ack(&conn, ack, &*success.payload);
-                }
+        events::serve(&session, events, |answer, ack| {
+            let sent = match answer {
+                Ok(success) => success
+                    .event
+                    .map_or(Ok(()), |event| {
+                        Frame::new(event, &*success.payload)
+                            .map_or(Ok(()), |reply| conn.send(reply.ws_text()))
+                    })
+                    .and_then(|()| {
+                        ack.map_or(Ok(()), |ack| send_ack(&conn, ack, &*success.payload))
+                    }),
+                Err(exception) => reply_failure(&conn, ack, &exception),
+            };
+            if sent == Err(Undeliverable::OverBudget) {
+                realtime.hub.close_slow(id);
             }
-            Err(exception) => reply_failure(&conn, ack, &exception),
         })
         .await;
     };
+    let mut writer = std::pin::pin!(writer);
     tokio::select! {
-        () = writer => {},
-        () = reader => {},
+        () = &mut writer => {},
+        () = reader => {
+            // The client closed or the connection ended: let the writer answer the
+            // close frame before the socket goes.
+            stop.cancel();
+            writer.await;
+        },
     }
     realtime.hub.unregister(id);
 }
@@ -230,34 +287,48 @@ fn client_event(text: &str) -> Incoming<Option<i64>> {
 async fn write_queued(
     sink: &mut SplitSink<WebSocket, Message>,
     first: Utf8Bytes,
-    queue: &mut mpsc::Receiver<Utf8Bytes>,
+    queue: &mut mpsc::UnboundedReceiver<Utf8Bytes>,
+    conn: &WsConnection,
 ) -> Result<(), axum::Error> {
+    conn.taken(&first);
     sink.feed(Message::Text(first)).await?;
     for _ in 1..WRITE_BATCH {
         match queue.try_recv() {
-            Ok(text) => sink.feed(Message::Text(text)).await?,
+            Ok(text) => {
+                conn.taken(&text);
+                sink.feed(Message::Text(text)).await?;
+            }
             Err(_) => break,
         }
     }
     sink.flush().await
 }
 
-fn reply_failure(conn: &WsConnection, ack: Option<i64>, exception: &Exception) {
+fn reply_failure(
+    conn: &WsConnection,
+    ack: Option<i64>,
+    exception: &Exception,
+) -> Result<(), Undeliverable> {
     if let Ok(frame) = Frame::new("exception", &exception.payload()) {
-        conn.send_or_close(frame.ws_text());
+        conn.send(frame.ws_text())?;
     }
-    if let Some(ack) = ack {
-        send_ack(conn, ack, &exception.ack());
-    }
+    ack.map_or(Ok(()), |ack| send_ack(conn, ack, &exception.ack()))
 }
 
-fn send_ack<T: Serialize + ?Sized>(conn: &WsConnection, ack: i64, data: &T) {
+fn send_ack<T: Serialize + ?Sized>(
+    conn: &WsConnection,
+    ack: i64,
+    data: &T,
+) -> Result<(), Undeliverable> {
     match serde_json::to_string(&AckFrame {
         event: "ack",
         ack,
         data,
     }) {
-        Ok(text) => conn.send_or_close(text.into()),
-        Err(err) => tracing::error!(%err, "cannot serialise an ack"),
+        Ok(text) => conn.send(text.into()),
+        Err(err) => {
+            tracing::error!(%err, "cannot serialise an ack");
+            Ok(())
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use domain::ports::{AccessToken, PasswordHasher, TokenService, UserRepository};
+use domain::ports::{AccessToken, PasswordHasher, TokenService, UserRepository, VerifiedToken};
 use domain::{Password, PasswordPolicy, User, UserId, UserPage, Username};
 use tracing::instrument;
 
@@ -81,9 +81,18 @@ impl AuthService {
     /// # Errors
     /// [`AppError::Unauthenticated`] when the token is not acceptable or its user is gone.
     pub async fn authenticate(&self, token: &str) -> Result<UserId, AppError> {
-        let user = self.tokens.verify(token)?;
-        if self.users.exists(user).await? {
-            Ok(user)
+        Ok(self.authenticate_until(token).await?.user)
+    }
+
+    /// Checks an access token and that its user still exists, and says until when the
+    /// token is good (a socket opened with it is closed then).
+    ///
+    /// # Errors
+    /// [`AppError::Unauthenticated`] when the token is not acceptable or its user is gone.
+    pub async fn authenticate_until(&self, token: &str) -> Result<VerifiedToken, AppError> {
+        let verified = self.tokens.verify(token)?;
+        if self.users.exists(verified.user).await? {
+            Ok(verified)
         } else {
             Err(AppError::Unauthenticated)
         }
@@ -264,20 +273,30 @@ mod tests {
     #[tokio::test]
     async fn a_valid_token_of_an_existing_user_authenticates() {
         let mut tokens = MockTokenService::new();
-        tokens.expect_verify().returning(|_| Ok(user_id(7)));
+        let verified = VerifiedToken {
+            user: user_id(7),
+            expires_at: time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(30_000),
+        };
+        tokens.expect_verify().returning(move |_| Ok(verified));
         let mut users = MockUserRepository::new();
         users
             .expect_exists()
             .with(eq(user_id(7)))
             .returning(|_| Ok(true));
         let auth = service(users, MockPasswordHasher::new(), tokens);
+        assert_eq!(auth.authenticate_until("t").await.unwrap(), verified);
         assert_eq!(auth.authenticate("t").await.unwrap(), user_id(7));
     }
 
     #[tokio::test]
     async fn a_token_of_a_deleted_user_is_refused() {
         let mut tokens = MockTokenService::new();
-        tokens.expect_verify().returning(|_| Ok(user_id(7)));
+        tokens.expect_verify().returning(|_| {
+            Ok(VerifiedToken {
+                user: user_id(7),
+                expires_at: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+            })
+        });
         let mut users = MockUserRepository::new();
         users.expect_exists().returning(|_| Ok(false));
         let auth = service(users, MockPasswordHasher::new(), tokens);

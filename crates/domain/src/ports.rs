@@ -290,6 +290,16 @@ pub trait PasswordHasher: Send + Sync {
     ) -> Result<bool, HashError>;
 }
 
+/// What a valid access token says: whose it is, and until when it is good. A socket
+/// opened with it is closed at `expires_at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifiedToken {
+    /// Its user.
+    pub user: UserId,
+    /// When it expires.
+    pub expires_at: time::OffsetDateTime,
+}
+
 /// A signed access token and its lifetime.
 #[derive(Clone, PartialEq, Eq)]
 pub struct AccessToken {
@@ -327,12 +337,12 @@ pub trait TokenService: Send + Sync {
     /// [`TokenError::Signing`] when signing fails.
     fn issue(&self, user: UserId) -> Result<AccessToken, TokenError>;
 
-    /// Verifies a token and returns whose it is. Says nothing of whether that user
-    /// still exists.
+    /// Verifies a token and returns whose it is and until when it is good. Says
+    /// nothing of whether that user still exists.
     ///
     /// # Errors
-    /// [`TokenError::Invalid`] for any token that is not acceptable.
-    fn verify(&self, token: &str) -> Result<UserId, TokenError>;
+    /// [`TokenError::Invalid`] for any token that is not acceptable (expired included).
+    fn verify(&self, token: &str) -> Result<VerifiedToken, TokenError>;
 }
 
 /// Live delivery to connected clients. Called by the use cases after the change is

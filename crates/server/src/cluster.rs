@@ -61,15 +61,18 @@ impl Topology {
 const AUDIT_WHILE_DISCONNECTED: Duration = Duration::from_secs(2);
 
 /// Keeps this node's rooms true to the database while it cannot hear the other nodes
-/// (every [`AUDIT_WHILE_DISCONNECTED`]) and once more as soon as it hears them again,
-/// since events published while it was away are never delivered to it. Runs until the
-/// link is dropped.
+/// (every [`AUDIT_WHILE_DISCONNECTED`]), and as soon as it hears them again after an
+/// outage, closes its sockets so that their clients catch up: events published while
+/// it was away are never delivered to it. Runs until the link is dropped.
 pub fn spawn_room_audits(link: &RedisDelivery, audit: RoomAudit) -> tokio::task::JoinHandle<()> {
     let mut changes = link.link_changes();
     tokio::spawn(async move {
+        // Before its first subscription a node has missed nothing.
+        let mut ever_connected = false;
         loop {
             let connected = *changes.borrow_and_update();
             if connected {
+                ever_connected = true;
                 if changes.changed().await.is_err() {
                     return;
                 }
@@ -80,8 +83,8 @@ pub fn spawn_room_audits(link: &RedisDelivery, audit: RoomAudit) -> tokio::task:
                     if changed.is_err() {
                         return;
                     }
-                    if *changes.borrow() {
-                        audit.run().await;
+                    if *changes.borrow() && ever_connected {
+                        audit.ask_everyone_to_catch_up();
                     }
                 }
                 () = tokio::time::sleep(AUDIT_WHILE_DISCONNECTED) => {

@@ -61,6 +61,25 @@ pub struct Config {
     /// same `REDIS_URL` and `DATABASE_URL` (PostgreSQL) delivers to the sockets of all.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+
+    /// Bytes one socket may have waiting to be sent (e.g. `1MiB`, `256KiB`); a socket
+    /// that would go over it has stopped reading and is closed as a slow consumer.
+    #[arg(long, env = "SOCKET_OUTGOING_BUDGET", default_value = "1MiB", value_parser = parse_bytes)]
+    pub socket_outgoing_budget: u64,
+
+    /// How long a connection may take to send a request's head, and stay idle between
+    /// requests (keep-alive), before it is closed.
+    #[arg(long, env = "HTTP_IDLE_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub http_idle_timeout: Duration,
+
+    /// How long one REST request may take, its body included; past it, `408`.
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub http_request_timeout: Duration,
+
+    /// Bytes of one Socket.IO socket's events that may wait to be handled; beyond it an
+    /// event gets `exception` "too many requests in flight".
+    #[arg(long, env = "SOCKET_INCOMING_BUDGET", default_value = "1MiB", value_parser = parse_bytes)]
+    pub socket_incoming_budget: u64,
 }
 
 impl Config {
@@ -77,8 +96,46 @@ impl Config {
             password_min_length: 8,
             rust_log: "warn".to_owned(),
             redis_url: None,
+            http_idle_timeout: Duration::from_secs(30),
+            http_request_timeout: Duration::from_secs(30),
+            socket_outgoing_budget: adapter_ws::Budgets::default().outgoing,
+            socket_incoming_budget: adapter_ws::Budgets::default().incoming,
         }
     }
+
+    /// The byte budgets of each socket's queues.
+    pub fn socket_budgets(&self) -> adapter_ws::Budgets {
+        adapter_ws::Budgets {
+            outgoing: self.socket_outgoing_budget,
+            incoming: self.socket_incoming_budget,
+        }
+    }
+}
+
+/// A size in bytes: a whole number, optionally followed by `B`, `KiB` or `MiB` (at least
+/// 1 KiB, so that any valid event fits).
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size like 1MiB, 512KiB or 65536"))?;
+    let unit = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "K" | "KB" | "kB" => 1024,
+        "MiB" | "M" | "MB" => 1024 * 1024,
+        other => return Err(format!("unknown size unit `{other}` (use B, KiB or MiB)")),
+    };
+    let bytes = number
+        .checked_mul(unit)
+        .ok_or_else(|| format!("`{text}` is too large"))?;
+    if bytes < 1024 {
+        return Err(format!("`{text}` is below the smallest budget, 1KiB"));
+    }
+    Ok(bytes)
 }
 
 /// Shortest `JWT_SECRET` accepted, in bytes: HS256's key should be as long as its
@@ -153,6 +210,32 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("/var/lib/m"));
         assert!(Config::try_parse_from(["server", "--password-min-length", "0"]).is_err());
         assert!(Config::try_parse_from(["server", "--jwt-ttl", "soon"]).is_err());
+        assert_eq!(config.socket_budgets(), adapter_ws::Budgets::default());
+    }
+
+    #[test]
+    fn socket_budgets_are_sizes_in_bytes() {
+        let config = Config::try_parse_from([
+            "server",
+            "--socket-outgoing-budget",
+            "256KiB",
+            "--socket-incoming-budget",
+            "65536",
+        ])
+        .unwrap();
+        assert_eq!(config.socket_outgoing_budget, 256 * 1024);
+        assert_eq!(config.socket_incoming_budget, 65536);
+        assert_eq!(parse_bytes("2MiB"), Ok(2 * 1024 * 1024));
+        for bad in [
+            "",
+            "MiB",
+            "12 parsecs",
+            "100",
+            "-1KiB",
+            "99999999999999999MiB",
+        ] {
+            assert!(parse_bytes(bad).is_err(), "{bad} must be refused");
+        }
     }
 
     #[test]

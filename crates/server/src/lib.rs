@@ -4,19 +4,19 @@
 
 pub mod cluster;
 pub mod config;
+mod serve;
 pub mod store;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use adapter_auth::{Argon2Hasher, JwtTokens};
-use adapter_http::{HttpState, ProblemListener, Readiness, ReadinessProbe};
+use adapter_http::{HttpState, Readiness, ReadinessProbe};
 use adapter_redis::RedisDelivery;
 use adapter_ws::SocketCloser;
 use anyhow::Context;
 use app::{App, Ports};
 use async_trait::async_trait;
-use axum::serve::ListenerExt;
 use domain::PasswordPolicy;
 use tokio::net::TcpListener;
 
@@ -28,6 +28,7 @@ pub struct Application {
     router: axum::Router,
     store: store::Store,
     sockets_closer: SocketCloser,
+    idle_timeout: std::time::Duration,
 }
 
 impl Application {
@@ -60,15 +61,20 @@ impl Application {
         if let Some(link) = &topology.link {
             cluster::spawn_room_audits(link, rooms.audit(app.clone()));
         }
-        let sockets = rooms.endpoints(app.clone());
+        let sockets = rooms.endpoints(app.clone(), config.socket_budgets());
         let sockets_closer = sockets.closer();
-        let router = sockets.around(adapter_http::router(HttpState {
-            app,
-            readiness: Arc::new(Dependencies {
-                store: store.clone(),
-                cluster: topology.link,
-            }),
-        }));
+        let router = sockets.around(adapter_http::router_with_limits(
+            HttpState {
+                app,
+                readiness: Arc::new(Dependencies {
+                    store: store.clone(),
+                    cluster: topology.link,
+                }),
+            },
+            adapter_http::RequestLimits {
+                timeout: config.http_request_timeout,
+            },
+        ));
 
         let address = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(address)
@@ -79,6 +85,7 @@ impl Application {
             router,
             store,
             sockets_closer,
+            idle_timeout: config.http_idle_timeout,
         })
     }
 
@@ -103,18 +110,9 @@ impl Application {
             // Live sockets would hold the graceful shutdown open forever.
             closer.close_all().await;
         };
-        // Small frames (acks, chat messages) must leave at once, not wait for Nagle's
-        // algorithm to meet the peer's delayed ACK (tens of milliseconds a round trip).
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::warn!(%err, "cannot set TCP_NODELAY");
-            }
-        });
-        // hyper's own answers to requests it cannot parse get a problem body too.
-        let listener = ProblemListener(listener);
-        axum::serve(listener, self.router)
-            .with_graceful_shutdown(stopping)
-            .await?;
+        // Each connection's TCP link goes with its requests: the sockets measure and,
+        // when a client stops reading, cut their own.
+        serve::serve(self.listener, self.router, self.idle_timeout, stopping).await?;
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())
