@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -100,22 +101,26 @@ async fn register_returns_400_for_a_username_of_the_wrong_length() {
 
     assert_register_rejected(&app, "", PASSWORD).await;
     assert_register_rejected(&app, "ab", PASSWORD).await;
-    assert_register_rejected(&app, &"a".repeat(65), PASSWORD).await;
+    assert_register_rejected(&app, &"a".repeat(255), PASSWORD).await;
 
     app.register("abc", PASSWORD).await;
-    app.register(&"b".repeat(64), PASSWORD).await;
+    app.register(&"b".repeat(254), PASSWORD).await;
+    // A full e-mail address fits (contract v2).
+    let email = format!("{}@example.com", "c".repeat(242));
+    app.register(&email, PASSWORD).await;
+    app.login(&email.to_uppercase(), PASSWORD).await;
 }
 
 #[tokio::test]
 async fn register_counts_username_length_in_characters_not_bytes() {
     let app = TestServer::spawn().await;
 
-    // 3 characters in 6 bytes, 64 characters in 128 bytes: both accepted.
+    // 3 characters in 6 bytes, 254 characters in 508 bytes: both accepted.
     app.register("ééé", PASSWORD).await;
-    app.register(&"ü".repeat(64), PASSWORD).await;
-    // 2 characters in 8 bytes, 65 characters in 130 bytes: both refused.
+    app.register(&"ü".repeat(254), PASSWORD).await;
+    // 2 characters in 8 bytes, 255 characters in 510 bytes: both refused.
     assert_register_rejected(&app, "😀😀", PASSWORD).await;
-    assert_register_rejected(&app, &"ö".repeat(65), PASSWORD).await;
+    assert_register_rejected(&app, &"ö".repeat(255), PASSWORD).await;
 }
 
 #[tokio::test]
@@ -136,6 +141,67 @@ async fn register_returns_400_for_a_username_with_whitespace_or_control_characte
     ] {
         assert_register_rejected(&app, username, PASSWORD).await;
     }
+}
+
+/// Every look-alike of `victim` the hostile-client probe registered (issue 13) is now
+/// refused: invisible and formatting characters and names of combining marks are
+/// `400`; other Unicode forms of the name and names in another script that look the
+/// same are `409`, taken by `victim`. Login by such a form finds `victim` or nobody.
+#[tokio::test]
+async fn register_refuses_every_look_alike_of_a_registered_username() {
+    let app = TestServer::spawn().await;
+    let victim = app.register("victim", PASSWORD).await;
+    app.register("caf\u{e9}", PASSWORD).await;
+
+    let invalid = [
+        "victim\u{200b}",           // ZERO WIDTH SPACE
+        "victim\u{200d}",           // ZERO WIDTH JOINER
+        "victim\u{2060}",           // WORD JOINER
+        "victim\u{200e}",           // LEFT-TO-RIGHT MARK
+        "victim\u{3164}",           // HANGUL FILLER
+        "victim\u{2800}",           // BRAILLE PATTERN BLANK
+        "victim\u{e0069}",          // TAG LATIN SMALL LETTER I
+        "vic\u{ad}tim",             // SOFT HYPHEN inside
+        "\u{202e}mitciv",           // RIGHT-TO-LEFT OVERRIDE: shows as "victim"
+        "\u{200b}\u{200b}\u{200b}", // three zero-width spaces
+        "\u{301}\u{301}\u{301}",    // combining marks only
+    ];
+    for name in invalid {
+        let response = app
+            .post(
+                "/auth/register",
+                None,
+                &json!({"username": name, "password": PASSWORD}),
+            )
+            .await;
+        let problem = assert_problem(response, StatusCode::BAD_REQUEST).await;
+        assert_eq!(
+            problem["errors"][0]["field"], "username",
+            "{name:?}: {problem}"
+        );
+    }
+    let taken = [
+        "v\u{456}ctim",  // CYRILLIC SMALL LETTER BYELORUSSIAN-UKRAINIAN I
+        "\u{ff56}ictim", // FULLWIDTH LATIN SMALL LETTER V
+        "\u{ff36}ICTIM", // FULLWIDTH LATIN CAPITAL LETTER V, in upper case
+        "cafe\u{301}",   // é decomposed (NFD) where café was registered composed
+        "CAF\u{c9}",
+    ];
+    for name in taken {
+        let response = app
+            .post(
+                "/auth/register",
+                None,
+                &json!({"username": name, "password": PASSWORD}),
+            )
+            .await;
+        assert_problem(response, StatusCode::CONFLICT).await;
+    }
+    // The fullwidth form is the same name: it logs in as victim.
+    let token = app.login("\u{ff36}ictim", PASSWORD).await;
+    let users = assert_json(app.get("/users", &token).await, StatusCode::OK).await;
+    assert_eq!(users.as_array().map(Vec::len), Some(2), "{users}");
+    assert_eq!(users[0]["id"], victim["id"]);
 }
 
 #[tokio::test]
@@ -444,6 +510,32 @@ async fn login_returns_400_for_malformed_json() {
         r#"{"username": "alice", "password": "correct horse battery staple",}"#,
     ] {
         let response = app.send_raw(Method::POST, "/auth/login", None, body).await;
+        assert_problem(response, StatusCode::BAD_REQUEST).await;
+    }
+}
+
+/// Bytes that are not UTF-8, and a `\u` escape of half a surrogate pair, are not JSON
+/// text (RFC 8259 §8.1, §8.2): malformed, hence `400`, not an unsuccessful login.
+#[tokio::test]
+async fn login_returns_400_for_invalid_utf8_or_a_lone_surrogate() {
+    let app = TestServer::spawn().await;
+    app.register("alice", PASSWORD).await;
+
+    let bodies: [&[u8]; 5] = [
+        b"{\"username\": \"al\xffice\", \"password\": \"correct horse battery staple\"}",
+        b"{\"username\": \"alice\", \"password\": \"\xc3\x28\"}",
+        b"{\"username\": \"alice\", \"password\": \"\\ud800\"}",
+        b"{\"username\": \"\\udfff\", \"password\": \"x\"}",
+        b"{\"username\": \"alice\", \"password\": \"x\", \"\\ud83d\": 1}",
+    ];
+    for body in bodies {
+        let response = app
+            .request(Method::POST, "/auth/login", None)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("sending the login");
         assert_problem(response, StatusCode::BAD_REQUEST).await;
     }
 }

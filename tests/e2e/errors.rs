@@ -1,6 +1,8 @@
 //! What holds for every answer: a request id, RFC 9457 problem documents for errors, and
 //! no 5xx for anything a client can send.
 
+use std::time::Duration;
+
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -209,4 +211,200 @@ async fn text_with_a_nul_character_is_a_400_on_its_field_and_stores_nothing() {
     )
     .await;
     assert_eq!(history, json!([]));
+}
+
+/// A client's `x-request-id` is echoed and logged, so only a short, plain one is kept:
+/// one that is too long, holds spaces, control characters or bytes beyond ASCII, or is
+/// sent twice is replaced by a fresh id.
+#[tokio::test]
+async fn a_client_request_id_is_kept_only_when_short_and_plain() {
+    let app = TestServer::spawn().await;
+    let with_id = |ids: &[&[u8]]| {
+        let mut request = app.request(Method::GET, "/healthz", None);
+        for id in ids {
+            request = request.header(
+                "x-request-id",
+                reqwest::header::HeaderValue::from_bytes(id).expect("a header value"),
+            );
+        }
+        request.send()
+    };
+
+    let kept = "client-id_0123.abc";
+    let response = with_id(&[kept.as_bytes()]).await.unwrap();
+    assert_eq!(assert_request_id(&response), kept);
+    let longest = "k".repeat(64);
+    let response = with_id(&[longest.as_bytes()]).await.unwrap();
+    assert_eq!(assert_request_id(&response), longest);
+
+    let huge = "x".repeat(90 * 1024);
+    let too_long = "k".repeat(65);
+    let unfit: [&[&[u8]]; 6] = [
+        &[huge.as_bytes()],
+        &[too_long.as_bytes()],
+        &[b"two words"],
+        &[b"caf\xc3\xa9"],
+        &[b"\xff\xfe\x80"],
+        &[b"first", b"second"],
+    ];
+    for ids in unfit {
+        let response = with_id(ids).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let id = assert_request_id(&response);
+        assert!(
+            uuid::Uuid::parse_str(&id).is_ok(),
+            "{:?} was answered with the request id {id:?}, not a fresh one",
+            ids.iter()
+                .map(|id| String::from_utf8_lossy(id))
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
+/// JSON is UTF-8 (RFC 8259): a body declared in another charset would be misread, so it
+/// is refused with `415`, and nothing is stored.
+#[tokio::test]
+async fn a_json_body_declared_in_a_charset_other_than_utf8_is_a_415_problem() {
+    let app = TestServer::spawn().await;
+    let body = json!({"username": "alice", "password": PASSWORD}).to_string();
+    for content_type in [
+        "application/json; charset=utf-16",
+        "application/json; charset=UTF-16LE",
+        "application/json; charset=iso-8859-1",
+    ] {
+        let response = app
+            .request(Method::POST, "/auth/register", None)
+            .header(CONTENT_TYPE, content_type)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_problem(response, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+    }
+    let response = app
+        .request(Method::POST, "/auth/register", None)
+        .header(CONTENT_TYPE, "application/json; charset=UTF-8")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_json(response, StatusCode::CREATED).await;
+}
+
+/// The contract's ids are lowercase and hyphenated. Other spellings of the same UUID
+/// (upper case, no hyphens, braces, `urn:uuid:`) are refused everywhere, in paths,
+/// bodies, queries and socket events, so that one id has one spelling.
+#[tokio::test]
+async fn an_id_not_in_lowercase_hyphenated_form_is_refused_everywhere() {
+    let app = TestServer::spawn().await;
+    let (_, alice) = app.user_with_token("alice").await;
+    let (bob, _) = app.user_with_token("bob").await;
+    let chat = id_of(&app.create_chat(&alice, "team", &[]).await);
+    let spellings = |id: &str| {
+        vec![
+            id.to_uppercase(),
+            id.replace('-', ""),
+            format!("{{{id}}}"),
+            format!("urn:uuid:{id}"),
+        ]
+    };
+
+    for other in spellings(&chat) {
+        let path = format!("/chats/{other}/members");
+        assert_problem(app.get(&path, &alice).await, StatusCode::BAD_REQUEST).await;
+        let path = format!("/chats/{other}/messages");
+        assert_problem(app.get(&path, &alice).await, StatusCode::BAD_REQUEST).await;
+    }
+    for other in spellings(&bob) {
+        let members = json!({"members": [other]});
+        let path = format!("/chats/{chat}/members");
+        let response = app.post(&path, Some(&alice), &members).await;
+        assert_problem(response, StatusCode::BAD_REQUEST).await;
+        let response = app
+            .post(
+                "/chats",
+                Some(&alice),
+                &json!({"name": "x", "members": [other]}),
+            )
+            .await;
+        assert_problem(response, StatusCode::BAD_REQUEST).await;
+        let path = format!("/users?after={}", urlencode(&other));
+        assert_problem(app.get(&path, &alice).await, StatusCode::BAD_REQUEST).await;
+    }
+    assert_eq!(app.member_ids(&alice, &chat).await.len(), 1);
+    assert_eq!(app.chats(&alice).await.len(), 1);
+
+    let mut socket = Socket::connect(&app, Kind::Ws, &alice).await;
+    for other in spellings(&chat) {
+        let refused = socket
+            .request("chats:connect", json!({"chatIds": [other]}))
+            .await;
+        assert_eq!(refused["status"], "error", "{refused}");
+        socket.expect_event("exception").await;
+        let refused = socket
+            .request("messages:create", json!({"chatId": other, "content": "hi"}))
+            .await;
+        assert_eq!(refused["status"], "error", "{refused}");
+        socket.expect_event("exception").await;
+    }
+    let history = assert_json(
+        app.get(&format!("/chats/{chat}/messages"), &alice).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(history, json!([]));
+}
+
+/// Percent-encodes what a query value cannot hold as is.
+fn urlencode(raw: &str) -> String {
+    raw.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A request hyper cannot parse never reaches the routes, and hyper answers it with an
+/// empty body: a 100 KB path (`414`), headers of half a megabyte (`431`) and a
+/// malformed header line (`400`) are problem documents with a request id like every
+/// other error.
+#[tokio::test]
+async fn a_request_too_long_or_malformed_for_http_is_a_problem_document() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = TestServer::spawn().await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let long_path = format!(
+        "GET /{} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
+    let long_header = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(500 * 1024)
+    );
+    let malformed = "GET /healthz HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n".to_owned();
+    for (request, status) in [(long_path, 414), (long_header, 431), (malformed, 400)] {
+        let mut tcp = tokio::net::TcpStream::connect(&address).await.unwrap();
+        // The server may answer and close before it has read all of a huge request.
+        let _ = tcp.write_all(request.as_bytes()).await;
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut answer))
+            .await
+            .expect("the server answers and closes")
+            .ok();
+        let answer = String::from_utf8_lossy(&answer);
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        assert!(head.starts_with(&format!("HTTP/1.1 {status} ")), "{head}");
+        let head = head.to_ascii_lowercase();
+        assert!(
+            head.contains("\r\ncontent-type: application/problem+json\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("\r\nx-request-id: "), "{head}");
+        let problem: serde_json::Value = serde_json::from_str(body).expect(body);
+        assert_eq!(problem["status"], status, "{problem}");
+        assert_eq!(problem["type"], "about:blank", "{problem}");
+        assert!(problem["detail"].is_string(), "{problem}");
+    }
 }

@@ -197,6 +197,13 @@ impl TestServer {
         self.wait_until_healthy().await;
     }
 
+    /// Stops the server and starts it again with `key=value` added to its environment
+    /// (a `DATABASE_URL` through a proxy, say).
+    pub async fn restart_with(&mut self, key: &str, value: &str) {
+        self.extra_env.push((key.to_owned(), value.to_owned()));
+        self.kill_and_restart().await;
+    }
+
     /// Kills the server with SIGKILL — no graceful shutdown, nothing flushed — and
     /// starts it again on the same port and database.
     pub async fn kill_and_restart(&mut self) {
@@ -404,6 +411,11 @@ impl TestServer {
     /// The name of this server's PostgreSQL database.
     pub fn db_name(&self) -> &str {
         self.postgres().2
+    }
+
+    /// The URL of this server's PostgreSQL database.
+    pub fn db_url(&self) -> &str {
+        self.postgres().1
     }
 
     /// Runs `f` with a direct connection to this server's database, for arranging what

@@ -290,3 +290,44 @@ async fn sockets_are_closed_when_their_token_expires_with_the_reason() {
     }
     assert_eq!(on_sio.expect_closed().await, None);
 }
+
+/// A server started with `JWT_SECRET=` (what an unset variable in a compose file gives)
+/// or a short secret would sign tokens anyone can forge: it refuses to start, with one
+/// line naming the variable, before it opens anything.
+#[tokio::test]
+async fn the_server_refuses_to_start_with_an_empty_or_short_jwt_secret() {
+    let data_dir = std::env::temp_dir().join(format!("messenger-e2e-{}", uuid::Uuid::new_v4()));
+    for secret in ["", "a", "31-bytes-31-bytes-31-bytes-31-b"] {
+        let server = tokio::process::Command::new(env!("CARGO_BIN_EXE_server"))
+            .env("JWT_SECRET", secret)
+            .env("HOST", "127.0.0.1")
+            .env("PORT", "0")
+            .env("DATA_DIR", &data_dir)
+            .env("RUST_LOG", "warn")
+            .env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting the server binary");
+        let output = tokio::time::timeout(Duration::from_secs(20), server.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("JWT_SECRET={secret:?}: the server kept running"))
+            .expect("waiting for the server");
+        assert!(
+            !output.status.success(),
+            "JWT_SECRET={secret:?}: {output:?}"
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "JWT_SECRET={secret:?}: {stderr}");
+        assert!(
+            lines[0].starts_with("error: JWT_SECRET ") && lines[0].contains("32"),
+            "JWT_SECRET={secret:?}: {stderr}"
+        );
+    }
+    // Refused before the store was opened: no database file was made.
+    assert!(!data_dir.exists(), "{}", data_dir.display());
+}

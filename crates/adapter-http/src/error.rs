@@ -11,6 +11,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+/// The `Retry-After` of a `503`: an unreachable database is usually back within
+/// seconds (a restart, a failover), and a sooner retry would only add load.
+const RETRY_AFTER_SECONDS: u16 = 2;
+
 /// Why a request failed, as the HTTP adapter sees it.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -21,7 +25,7 @@ pub enum ApiError {
     #[error("the request body is larger than 64 KiB")]
     PayloadTooLarge,
     /// The body is declared as something other than JSON.
-    #[error("the request body must be JSON (application/json)")]
+    #[error("the request body must be JSON in UTF-8 (application/json)")]
     UnsupportedMediaType,
     /// The body could not be read from the connection.
     #[error("the request body could not be read")]
@@ -68,6 +72,7 @@ impl ApiError {
                 AppError::ChatNotFound => StatusCode::NOT_FOUND,
                 AppError::NotMember | AppError::NotOwner => StatusCode::FORBIDDEN,
                 AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             },
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -100,16 +105,26 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let Self::App(AppError::Internal(source)) = &self {
-            tracing::error!(error = %source, source = ?source, "request failed on our side");
+        match &self {
+            Self::App(AppError::Internal(source)) => {
+                tracing::error!(error = %source, source = ?source, "request failed on our side");
+            }
+            Self::App(AppError::Unavailable(source)) => {
+                tracing::warn!(error = %source, source = ?source, "the database is unreachable");
+            }
+            _ => {}
         }
         let status = self.status();
-        let unauthenticated = status == StatusCode::UNAUTHORIZED;
         let mut response = problem(status, self.to_string(), self.field_errors());
-        if unauthenticated {
+        if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
         }
         response
     }
@@ -129,6 +144,19 @@ fn problem(status: StatusCode, detail: String, errors: Vec<FieldProblem>) -> Res
         HeaderValue::from_static("application/problem+json"),
     );
     response
+}
+
+/// The bytes of a problem document, for an answer written outside axum (see
+/// `parse_errors.rs`).
+pub(crate) fn problem_document(status: StatusCode, detail: &str) -> Vec<u8> {
+    let body = Problem {
+        kind: "about:blank",
+        title: status.canonical_reason().unwrap_or("Error"),
+        status: status.as_u16(),
+        detail: detail.to_owned(),
+        errors: Vec::new(),
+    };
+    serde_json::to_vec(&body).unwrap_or_default()
 }
 
 /// The fallback for paths no route matches.

@@ -55,7 +55,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ChatPath {
             .map_err(|_| {
                 AppError::Invalid(InvalidInput::new(
                     "chatId",
-                    "must be a valid chat id (a UUID)",
+                    "must be a valid chat id (a lowercase, hyphenated UUID)",
                 ))
             })?;
         Ok(Self(
@@ -71,20 +71,8 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let declared_json = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|ct| {
-                let essence = ct
-                    .split(';')
-                    .next()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_ascii_lowercase();
-                essence == "application/json" || essence.ends_with("+json")
-            });
-        if declared_json == Some(false) {
+        let content_type = request.headers().get(header::CONTENT_TYPE);
+        if content_type.is_some_and(|ct| !is_utf8_json(ct.as_bytes())) {
             return Err(ApiError::UnsupportedMediaType);
         }
         let bytes = Bytes::from_request(request, state)
@@ -98,6 +86,27 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             })?;
         Ok(Self(bytes))
     }
+}
+
+/// Whether a `Content-Type` declares JSON (`application/json` or `…+json`) in UTF-8:
+/// without a `charset` parameter (JSON is UTF-8, RFC 8259) or with `charset=utf-8`.
+/// Another charset (`utf-16`, `latin1`) would be misread as UTF-8, so it is refused.
+fn is_utf8_json(content_type: &[u8]) -> bool {
+    let Ok(content_type) = std::str::from_utf8(content_type) else {
+        return false;
+    };
+    let mut parts = content_type.split(';');
+    let essence = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+    if essence != "application/json" && !essence.ends_with("+json") {
+        return false;
+    }
+    parts.all(|parameter| match parameter.split_once('=') {
+        Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => {
+            let value = value.trim().trim_matches('"');
+            value.eq_ignore_ascii_case("utf-8") || value.eq_ignore_ascii_case("utf8")
+        }
+        _ => true,
+    })
 }
 
 impl JsonBody {
@@ -119,9 +128,11 @@ impl JsonBody {
         serde_json::from_slice(&self.0).map_err(invalid)
     }
 
-    /// Checks only that the body is well-formed JSON, of any shape.
+    /// Checks only that the body is well-formed JSON, of any shape. Every string is
+    /// read, not skipped, so that invalid UTF-8 and a lone surrogate escape (`"\ud800"`)
+    /// are malformed too (serde skips unread strings without checking them).
     pub(crate) fn check_well_formed(&self) -> Result<(), InvalidInput> {
-        serde_json::from_slice::<serde::de::IgnoredAny>(&self.0)
+        serde_json::from_slice::<serde_json::Value>(&self.0)
             .map(drop)
             .map_err(|err| InvalidInput::new("", format!("invalid request body: {err}")))
     }
@@ -164,7 +175,29 @@ impl QueryParams {
 
 #[cfg(test)]
 mod tests {
-    use super::bearer_token;
+    use super::{bearer_token, is_utf8_json};
+
+    #[test]
+    fn json_is_accepted_in_utf8_only() {
+        for fine in [
+            "application/json",
+            "Application/JSON; charset=UTF-8",
+            "application/json;charset=\"utf-8\"",
+            "application/problem+json; charset=utf8",
+            "application/json; boundary=x",
+        ] {
+            assert!(is_utf8_json(fine.as_bytes()), "{fine}");
+        }
+        for refused in [
+            "application/json; charset=utf-16",
+            "application/json; charset=latin1",
+            "application/json; charset=",
+            "text/plain",
+            "application/x-www-form-urlencoded",
+        ] {
+            assert!(!is_utf8_json(refused.as_bytes()), "{refused}");
+        }
+    }
 
     #[test]
     fn bearer_scheme_is_case_insensitive_and_token_required() {

@@ -5,6 +5,7 @@
 mod error;
 mod extract;
 mod limits;
+mod parse_errors;
 mod routes;
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use app::App;
 use async_trait::async_trait;
 use axum::Router;
+use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -21,6 +23,7 @@ use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 pub use limits::RequestLimits;
+pub use parse_errors::ProblemIo;
 
 /// Largest request body accepted; a larger one is `413`.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
@@ -55,6 +58,31 @@ pub struct HttpState {
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Longest request id kept from a client, in bytes; a longer one is replaced.
+pub const REQUEST_ID_MAX_BYTES: usize = 64;
+
+/// Whether a client's request id is fit to keep, echo and log: 1 to
+/// [`REQUEST_ID_MAX_BYTES`] visible ASCII characters (no spaces, no control characters,
+/// nothing a terminal or a log parser could misread).
+fn fit_request_id(id: &[u8]) -> bool {
+    (1..=REQUEST_ID_MAX_BYTES).contains(&id.len()) && id.iter().all(u8::is_ascii_graphic)
+}
+
+/// Removes a client's `x-request-id` that is unfit (or given more than once), so that
+/// [`SetRequestIdLayer`] makes a fresh one: a 90 KB id would otherwise be echoed and fill
+/// a log line, and raw bytes in it would be echoed back.
+async fn drop_unfit_request_id(mut request: Request<Body>) -> Request<Body> {
+    let mut given = request.headers().get_all(&REQUEST_ID).iter();
+    let fit = match (given.next(), given.next()) {
+        (Some(id), None) => fit_request_id(id.as_bytes()),
+        _ => false,
+    };
+    if !fit {
+        request.headers_mut().remove(&REQUEST_ID);
+    }
+    request
+}
 
 /// The REST router with its middleware and the default [`RequestLimits`].
 pub fn router(state: HttpState) -> Router {
@@ -110,4 +138,22 @@ pub fn router_with(state: HttpState, pages: Router, limits: RequestLimits) -> Ro
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(axum::middleware::map_request(drop_unfit_request_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit_request_id;
+
+    #[test]
+    fn a_request_id_is_kept_only_when_short_and_visible_ascii() {
+        assert!(fit_request_id(b"abc-123_XYZ.1"));
+        assert!(fit_request_id(&[b'a'; 64]));
+        assert!(!fit_request_id(&[b'a'; 65]));
+        assert!(!fit_request_id(b""));
+        assert!(!fit_request_id(b"two words"));
+        assert!(!fit_request_id(b"tab\there"));
+        assert!(!fit_request_id("caf\u{e9}".as_bytes()));
+        assert!(!fit_request_id(&[0xff, 0xfe]));
+    }
 }

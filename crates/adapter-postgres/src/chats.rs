@@ -68,7 +68,7 @@ impl TryFrom<MemberRow> for ChatMember {
     fn try_from(row: MemberRow) -> Result<Self, StoreError> {
         Ok(ChatMember {
             user_id: UserId::from_uuid(row.user_id),
-            username: Username::parse(row.username).map_err(invalid_row("user"))?,
+            username: Username::parse_existing(row.username).map_err(invalid_row("user"))?,
             joined_at: row.joined_at,
         })
     }

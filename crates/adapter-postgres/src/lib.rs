@@ -36,9 +36,15 @@ use crate::message_writer::MessageWriter;
 /// The schema's migrations, embedded at compile time (`build.rs` rebuilds on a change).
 static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
 
-/// How long to wait for a connection, at start and on each query, before giving up.
-/// Short, so that an unreachable database fails the start (or `/readyz`) quickly.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a query waits for a connection (opening one included), and the message
+/// writer for a batch, unless [`PostgresStore::connect_with_timeout`] says otherwise.
+/// Short, so that an unreachable database is told to clients (`503`) and to `/readyz`
+/// within about a second instead of holding every request.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long the start waits for its first connection: a database starting beside the
+/// server (a compose file) may take a few seconds.
+const START_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A pool of connections to one PostgreSQL database, handing out the repositories that
 /// share it. Cheap to clone.
@@ -57,33 +63,60 @@ impl PostgresStore {
     /// [`PostgresError::InvalidUrl`] when `url` cannot be parsed,
     /// [`PostgresError::Connect`] when no connection opens within about five seconds,
     /// [`PostgresError::Migrate`] when a migration fails.
-    #[tracing::instrument(skip_all)]
     pub async fn connect(url: &str) -> Result<Self, PostgresError> {
+        Self::connect_with_timeout(url, DEFAULT_TIMEOUT).await
+    }
+
+    /// As [`Self::connect`], with the time a query may wait for a connection, and the
+    /// message writer for a batch, before the store answers
+    /// [`domain::StoreError::Unreachable`] (see [`DEFAULT_TIMEOUT`]).
+    ///
+    /// # Errors
+    /// As [`Self::connect`].
+    #[tracing::instrument(skip_all)]
+    pub async fn connect_with_timeout(url: &str, timeout: Duration) -> Result<Self, PostgresError> {
         let options = PgConnectOptions::from_str(url).map_err(PostgresError::InvalidUrl)?;
         let pool = PgPoolOptions::new()
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
-            .await
-            .map_err(PostgresError::Connect)?;
+            .acquire_timeout(timeout)
+            .connect_lazy_with(options);
+        // The first connection, with the start's own patience.
+        let first = tokio::time::timeout(START_TIMEOUT.max(timeout), async {
+            loop {
+                match pool.acquire().await {
+                    Err(sqlx::Error::PoolTimedOut) => continue,
+                    other => return other,
+                }
+            }
+        })
+        .await
+        .unwrap_or(Err(sqlx::Error::PoolTimedOut))
+        .map_err(PostgresError::Connect)?;
+        drop(first);
         let store = Self {
-            writer: message_writer::start(pool.clone()),
+            writer: message_writer::start(pool.clone(), timeout),
             pool,
         };
         store.migrate().await?;
         Ok(store)
     }
 
-    /// Applies the migrations not yet applied. Safe to run from several processes at
-    /// once: sqlx serialises them with an advisory lock.
+    /// Applies the migrations not yet applied, then fills what SQL cannot compute in
+    /// rows written before a migration (usernames' skeletons). Safe to run from several
+    /// processes at once: sqlx serialises the migrations with an advisory lock, and the
+    /// fill only writes rows that still lack their value.
     ///
     /// # Errors
-    /// [`PostgresError::Migrate`] when a migration fails, or an applied one was edited.
+    /// [`PostgresError::Migrate`] when a migration fails, or an applied one was edited;
+    /// [`PostgresError::Backfill`] when filling fails.
     #[tracing::instrument(skip_all)]
     pub async fn migrate(&self) -> Result<(), PostgresError> {
         MIGRATOR
             .run(&self.pool)
             .await
-            .map_err(PostgresError::Migrate)
+            .map_err(PostgresError::Migrate)?;
+        users::backfill_skeletons(&self.pool)
+            .await
+            .map_err(PostgresError::Backfill)
     }
 
     /// Checks that the database answers (for `/readyz`).

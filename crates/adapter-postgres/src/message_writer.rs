@@ -25,8 +25,10 @@
 //!   trips each): with 64 messages a batch, pgbench measured 4.2 ms a batch against
 //!   19.8 ms on the benchmark machine.
 //! - **Failures.** If the statement fails (the connection, the commit), every caller
-//!   of that batch gets [`StoreError::Unavailable`]: nothing is acknowledged that was
-//!   not committed. The connection is discarded, and the next batch gets a fresh one.
+//!   of that batch gets [`StoreError::Unavailable`] ([`StoreError::Unreachable`] when
+//!   the database cannot be reached, or the batch took longer than the store's
+//!   timeout): nothing is acknowledged that was not committed. The connection is
+//!   discarded, and the next batch gets a fresh one.
 //! - **Connection.** The writer keeps one pooled connection while messages keep coming
 //!   (no checkout and health check per batch), and gives it back after a second
 //!   without work.
@@ -60,12 +62,15 @@ const LIMITS: Limits = Limits {
 /// The handle on the store's message writer task; every clone queues to the same task.
 pub(crate) type MessageWriter = GroupCommit<Writer>;
 
-/// Starts the writer task of the store behind `pool`, on the current Tokio runtime.
-pub(crate) fn start(pool: PgPool) -> MessageWriter {
+/// Starts the writer task of the store behind `pool`, on the current Tokio runtime. A
+/// batch that takes longer than `timeout` (a database frozen or cut off while the
+/// writer holds a connection) fails with [`StoreError::Unreachable`].
+pub(crate) fn start(pool: PgPool, timeout: Duration) -> MessageWriter {
     GroupCommit::start(
         Writer {
             pool,
             connection: None,
+            timeout,
         },
         LIMITS,
     )
@@ -87,16 +92,33 @@ pub(crate) async fn enqueue(
     }))
 }
 
-/// A message that was not stored with its batch: the store is unavailable.
+/// A message that was not stored with its batch: the store is unreachable when the
+/// batch failed for that reason or the writer has stopped, else unavailable.
 fn not_written(err: NotWritten<StoreError>) -> StoreError {
-    StoreError::unavailable(err)
+    match &err {
+        NotWritten::BatchFailed { source, .. }
+            if matches!(**source, StoreError::Unreachable(_)) =>
+        {
+            StoreError::unreachable(err)
+        }
+        NotWritten::Stopped => StoreError::unreachable(err),
+        _ => StoreError::unavailable(err),
+    }
 }
+
+/// A batch that took longer than the store's timeout. It may still have been stored:
+/// a client that retries with the same `clientMsgId` gets the stored message.
+#[derive(Debug, thiserror::Error)]
+#[error("the database did not store a batch within {0:?}")]
+struct BatchTimedOut(Duration);
 
 /// Stores batches of messages on one pooled connection, kept while messages keep
 /// coming (no checkout and health check per batch).
 pub(crate) struct Writer {
     pool: PgPool,
     connection: Option<PoolConnection<Postgres>>,
+    /// The longest a batch may take, connecting included.
+    timeout: Duration,
 }
 
 impl BatchWriter for Writer {
@@ -112,7 +134,10 @@ impl BatchWriter for Writer {
             Some(conn) => conn,
             None => self.pool.acquire().await.map_err(store_error)?,
         };
-        match write_batch(&mut conn, messages).await {
+        let written = tokio::time::timeout(self.timeout, write_batch(&mut conn, messages))
+            .await
+            .unwrap_or_else(|_| Err(StoreError::unreachable(BatchTimedOut(self.timeout))));
+        match written {
             Ok(Written {
                 answers,
                 connection_failed: false,

@@ -35,7 +35,7 @@ impl TryFrom<UserRow> for User {
     fn try_from(row: UserRow) -> Result<Self, StoreError> {
         Ok(User {
             id: UserId::from_uuid(row.id),
-            username: Username::parse(row.username).map_err(invalid_row("user"))?,
+            username: Username::parse_existing(row.username).map_err(invalid_row("user"))?,
             created_at: row.created_at,
         })
     }
@@ -69,16 +69,18 @@ impl UserRepository for PgUserRepository {
         password_hash: &PasswordHash,
     ) -> Result<User, StoreError> {
         // A username taken without regard to case has the same folded key and violates
-        // `users_username_key_key`, which `store_error` turns into `UsernameTaken`: no
-        // check-then-insert race.
+        // `users_username_key_key`; a look-alike has the same skeleton and violates
+        // `users_username_skeleton_key`. `store_error` turns either into
+        // `UsernameTaken`: no check-then-insert race.
         let row: UserRow = sqlx::query_as(
-            "insert into users (id, username, username_key, password_hash)
-             values ($1, $2, $3, $4)
+            "insert into users (id, username, username_key, username_skeleton, password_hash)
+             values ($1, $2, $3, $4, $5)
              returning id, username, created_at",
         )
         .bind(Uuid::now_v7())
         .bind(username.as_str())
         .bind(username.folded())
+        .bind(username.skeleton())
         .bind(password_hash.as_str())
         .fetch_one(&self.pool)
         .await
@@ -93,13 +95,18 @@ impl UserRepository for PgUserRepository {
         &self,
         username: &Username,
     ) -> Result<Option<UserCredentials>, StoreError> {
-        // The folded key is what the unique index holds, so this is an index lookup.
+        // The folded keys are what the unique index holds, so these are index lookups.
+        // A user registered before names were normalised holds the older key ($2),
+        // preferred: it is the name as that user typed it.
         let row: Option<CredentialsRow> = sqlx::query_as(
             "select id, username, created_at, password_hash
              from users
-             where username_key = $1",
+             where username_key = $1 or username_key = $2
+             order by username_key = $2 desc
+             limit 1",
         )
         .bind(username.folded())
+        .bind(username.folded_before_normalisation())
         .fetch_optional(&self.pool)
         .await
         .map_err(store_error)?;
@@ -177,5 +184,66 @@ impl UserRepository for PgUserRepository {
             }
         };
         rows.into_iter().map(User::try_from).collect()
+    }
+}
+
+/// Gives every user registered before usernames had skeletons (migration
+/// `0002_username_skeleton.sql`) its [`Username::skeleton`], oldest first, so that the
+/// older of two look-alikes holds it. The younger keeps none, and its name and login:
+/// it is logged, by id. Runs at each start; rows that already have one are not read.
+///
+/// # Errors
+/// When the database fails.
+pub(crate) async fn backfill_skeletons(pool: &PgPool) -> Result<(), sqlx::Error> {
+    const BATCH: i64 = 1000;
+    let mut after: Option<(OffsetDateTime, Uuid)> = None;
+    loop {
+        let (created_at, id) = after.unzip();
+        let rows: Vec<(Uuid, String, OffsetDateTime)> = sqlx::query_as(
+            "select id, username, created_at
+             from users
+             where username_skeleton is null
+               and ($1::timestamptz is null or (created_at, id) > ($1, $2))
+             order by created_at, id
+             limit $3",
+        )
+        .bind(created_at)
+        .bind(id)
+        .bind(BATCH)
+        .fetch_all(pool)
+        .await?;
+        let Some(last) = rows.last() else {
+            return Ok(());
+        };
+        after = Some((last.2, last.0));
+        for (id, name, _) in rows {
+            let Ok(name) = Username::parse_existing(name) else {
+                tracing::warn!(user_id = %id, "a stored username fails validation; not given a skeleton");
+                continue;
+            };
+            let updated = sqlx::query(
+                "update users set username_skeleton = $1
+                 where id = $2 and username_skeleton is null",
+            )
+            .bind(name.skeleton())
+            .bind(id)
+            .execute(pool)
+            .await;
+            match updated {
+                Ok(_) => {}
+                Err(err)
+                    if err.as_database_error().is_some_and(|db| {
+                        db.constraint() == Some("users_username_skeleton_key")
+                    }) =>
+                {
+                    tracing::warn!(
+                        user_id = %id,
+                        "this user's name looks like an older user's: it keeps its name and login, \
+                         and no new user can take either look"
+                    );
+                }
+                Err(err) => return Err(err),
+            }
+        }
     }
 }

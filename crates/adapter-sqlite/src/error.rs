@@ -23,6 +23,15 @@ pub enum SqliteError {
         #[source]
         source: std::io::Error,
     },
+    /// The database file could not be created.
+    #[error("could not create the SQLite database file {}", path.display())]
+    CreateFile {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The database file could not be opened or created, or is not a SQLite database.
     #[error("could not open the SQLite database {}", path.display())]
     Open {
@@ -35,6 +44,9 @@ pub enum SqliteError {
     /// Applying the migrations failed.
     #[error("could not apply the SQLite migrations")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    /// Filling the usernames' skeletons of rows from before migration 0002 failed.
+    #[error("could not give existing usernames their skeletons")]
+    Backfill(#[source] sqlx::Error),
     /// The database did not answer a trivial query.
     #[error("SQLite did not answer")]
     Ping(#[source] sqlx::Error),
@@ -48,9 +60,13 @@ pub enum SqliteError {
 /// database's write lock, so nothing can change between the check and the write (see
 /// `chats.rs` and `messages.rs`), and a taken username is an `on conflict do nothing`
 /// that inserts nothing (`users.rs`). A constraint violation that still reaches this
-/// point is a bug, reported as unavailable.
+/// point is a bug, reported as unavailable. No connection in time (the writer's queue
+/// too long, a store closing) is [`StoreError::Unreachable`]: retrying may succeed.
 pub(crate) fn store_error(err: sqlx::Error) -> StoreError {
-    StoreError::unavailable(err)
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => StoreError::unreachable(err),
+        err => StoreError::unavailable(err),
+    }
 }
 
 /// A stored row that no longer passes the domain's validation (a rule was tightened, or

@@ -28,7 +28,8 @@
 //!   Unix epoch, UTC (PostgreSQL's precision), read once the write transaction holds the
 //!   lock, so they grow with the insertion order `seq` unless the clock steps back.
 //! - **Case-insensitive usernames** by the `username_key` column, filled from
-//!   [`domain::Username::folded`], since SQLite's `lower()` folds only ASCII.
+//!   [`domain::Username::folded`], since SQLite's `lower()` folds only ASCII; and
+//!   look-alikes by `username_skeleton` ([`domain::Username::skeleton`]).
 //! - **Lists of ids** are bound as one JSON array of hex strings and read with
 //!   `json_each`, SQLite having no array type: the SQL stays static.
 //!
@@ -78,6 +79,44 @@ const READ_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many reads may run at once.
 const READERS: u32 = 8;
 
+/// Applies the migrations not yet applied, then gives the usernames of older rows
+/// their skeletons (see `users::backfill_skeletons`).
+async fn migrate(pools: &Pools) -> Result<(), SqliteError> {
+    MIGRATOR
+        .run(&pools.writer)
+        .await
+        .map_err(SqliteError::Migrate)?;
+    users::backfill_skeletons(pools)
+        .await
+        .map_err(SqliteError::Backfill)
+}
+
+/// Creates `dir` and its missing parents, readable by the owner only (`0700` on Unix):
+/// the database holds password hashes. An existing directory keeps its mode.
+fn private_directory(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Creates the database file, empty, readable and writable by the owner only (`0600` on
+/// Unix), unless it exists (it then keeps its mode). SQLite gives the `-wal` and `-shm`
+/// files it makes beside it the database file's mode; left to itself it would make all
+/// three `0644`.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
 /// The two pools over one database file: the single writer and the readers.
 #[derive(Debug, Clone)]
 pub(crate) struct Pools {
@@ -115,14 +154,14 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens the database at `url_or_path`, either a `sqlite:` URL
     /// (`sqlite://data/messenger.db`, `sqlite:///var/lib/messenger.db`) or a plain file
-    /// path, creating the file and its parent directories when missing, and applies any
-    /// pending migrations.
+    /// path, creating the file (`0600`) and its parent directories (`0700`) when missing,
+    /// and applies any pending migrations.
     ///
     /// # Errors
     /// [`SqliteError::InvalidUrl`] when the URL cannot be parsed, [`SqliteError::InMemory`]
-    /// when it names an in-memory database, [`SqliteError::CreateDirectory`] and
-    /// [`SqliteError::Open`] when the file cannot be created or opened (or is not a
-    /// SQLite database), [`SqliteError::Migrate`] when a migration fails.
+    /// when it names an in-memory database, [`SqliteError::CreateDirectory`],
+    /// [`SqliteError::CreateFile`] and [`SqliteError::Open`] when the file cannot be
+    /// created or opened (or is not a SQLite database), [`SqliteError::Migrate`] when a migration fails.
     #[tracing::instrument(skip_all)]
     pub async fn connect(url_or_path: &str) -> Result<Self, SqliteError> {
         let options = if url_or_path.starts_with("sqlite:") {
@@ -136,11 +175,15 @@ impl SqliteStore {
         }
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             // Once, at start, before any request: blocking the executor briefly is fine.
-            std::fs::create_dir_all(parent).map_err(|source| SqliteError::CreateDirectory {
+            private_directory(parent).map_err(|source| SqliteError::CreateDirectory {
                 path: parent.to_owned(),
                 source,
             })?;
         }
+        private_file(&path).map_err(|source| SqliteError::CreateFile {
+            path: path.clone(),
+            source,
+        })?;
         let open_error = |source| SqliteError::Open {
             path: path.clone(),
             source,
@@ -166,7 +209,6 @@ impl SqliteStore {
             )
             .await
             .map_err(open_error)?;
-        MIGRATOR.run(&writer).await.map_err(SqliteError::Migrate)?;
         // Opened after the writer has switched the file to WAL (a setting kept in the
         // file), so the readers find it in WAL mode.
         let readers = SqlitePoolOptions::new()
@@ -177,6 +219,7 @@ impl SqliteStore {
             .map_err(open_error)?;
         tracing::debug!(path = %path.display(), "opened the SQLite database");
         let pools = Pools { writer, readers };
+        migrate(&pools).await?;
         Ok(Self {
             writer: message_writer::start(pools.clone()),
             pools,
@@ -189,16 +232,15 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Applies the migrations not yet applied (`connect` already did).
+    /// Applies the migrations not yet applied (`connect` already did), then fills what
+    /// SQL cannot compute in rows written before a migration (usernames' skeletons).
     ///
     /// # Errors
-    /// [`SqliteError::Migrate`] when a migration fails, or an applied one was edited.
+    /// [`SqliteError::Migrate`] when a migration fails, or an applied one was edited;
+    /// [`SqliteError::Backfill`] when filling fails.
     #[tracing::instrument(skip_all)]
     pub async fn migrate(&self) -> Result<(), SqliteError> {
-        MIGRATOR
-            .run(&self.pools.writer)
-            .await
-            .map_err(SqliteError::Migrate)
+        migrate(&self.pools).await
     }
 
     /// Checks that the database answers a read (for `/readyz`). It does not queue for

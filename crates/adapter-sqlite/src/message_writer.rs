@@ -70,9 +70,18 @@ pub(crate) async fn enqueue(
     }))
 }
 
-/// A message that was not stored with its batch: the store is unavailable.
+/// A message that was not stored with its batch: the store is unreachable when the
+/// batch failed for that reason or the writer has stopped, else unavailable.
 fn not_written(err: NotWritten<StoreError>) -> StoreError {
-    StoreError::unavailable(err)
+    match &err {
+        NotWritten::BatchFailed { source, .. }
+            if matches!(**source, StoreError::Unreachable(_)) =>
+        {
+            StoreError::unreachable(err)
+        }
+        NotWritten::Stopped => StoreError::unreachable(err),
+        _ => StoreError::unavailable(err),
+    }
 }
 
 /// Stores batches of messages, each in one transaction on the writing connection.

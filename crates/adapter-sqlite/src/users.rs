@@ -35,7 +35,7 @@ impl TryFrom<UserRow> for User {
     fn try_from(row: UserRow) -> Result<Self, StoreError> {
         Ok(User {
             id: UserId::from_uuid(row.id),
-            username: Username::parse(row.username).map_err(invalid_row("user"))?,
+            username: Username::parse_existing(row.username).map_err(invalid_row("user"))?,
             created_at: from_micros(row.created_at)?,
         })
     }
@@ -91,17 +91,19 @@ impl UserRepository for SqliteUserRepository {
         password_hash: &PasswordHash,
     ) -> Result<User, StoreError> {
         let mut tx = self.pools.write().await?;
-        // A username taken without regard to case has the same folded key: the insert
-        // then does nothing and returns no row. The write lock rules out a race.
+        // A username taken without regard to case has the same folded key, a look-alike
+        // the same skeleton: the insert then conflicts with one of the two unique
+        // indexes, does nothing and returns no row. The write lock rules out a race.
         let row: Option<UserRow> = sqlx::query_as(
-            "insert into users (id, username, username_key, password_hash, created_at)
-             values (?1, ?2, ?3, ?4, ?5)
-             on conflict (username_key) do nothing
+            "insert into users (id, username, username_key, username_skeleton, password_hash, created_at)
+             values (?1, ?2, ?3, ?4, ?5, ?6)
+             on conflict do nothing
              returning id, username, created_at",
         )
         .bind(Uuid::now_v7())
         .bind(username.as_str())
         .bind(username.folded())
+        .bind(username.skeleton())
         .bind(password_hash.as_str())
         .bind(now_micros())
         .fetch_optional(&mut *tx)
@@ -118,13 +120,18 @@ impl UserRepository for SqliteUserRepository {
         &self,
         username: &Username,
     ) -> Result<Option<UserCredentials>, StoreError> {
-        // The folded key is what the unique index holds, so this is an index lookup.
+        // The folded keys are what the unique index holds, so these are index lookups.
+        // A user registered before names were normalised holds the older key (?2),
+        // preferred: it is the name as that user typed it.
         let row: Option<CredentialsRow> = sqlx::query_as(
             "select id, username, created_at, password_hash
              from users
-             where username_key = ?1",
+             where username_key = ?1 or username_key = ?2
+             order by username_key = ?2 desc
+             limit 1",
         )
         .bind(username.folded())
+        .bind(username.folded_before_normalisation())
         .fetch_optional(self.pools.read())
         .await
         .map_err(store_error)?;
@@ -187,5 +194,59 @@ impl UserRepository for SqliteUserRepository {
             }
         };
         rows.into_iter().map(User::try_from).collect()
+    }
+}
+
+/// Gives every user registered before usernames had skeletons (migration
+/// `0002_username_skeleton.sql`) its [`Username::skeleton`], oldest first, so that the
+/// older of two look-alikes holds it (`update or ignore` leaves the younger without one,
+/// with its name and login; it is logged, by id). Runs at each start, on the writer;
+/// rows that already have one are not read.
+///
+/// # Errors
+/// When the database fails.
+pub(crate) async fn backfill_skeletons(pools: &Pools) -> Result<(), sqlx::Error> {
+    const BATCH: i64 = 1000;
+    let mut after: (i64, Vec<u8>) = (i64::MIN, Vec::new());
+    loop {
+        let rows: Vec<(Uuid, String, i64)> = sqlx::query_as(
+            "select id, username, created_at
+             from users
+             where username_skeleton is null and (created_at, id) > (?1, ?2)
+             order by created_at, id
+             limit ?3",
+        )
+        .bind(after.0)
+        .bind(after.1.as_slice())
+        .bind(BATCH)
+        .fetch_all(&pools.writer)
+        .await?;
+        let Some(last) = rows.last() else {
+            return Ok(());
+        };
+        after = (last.2, last.0.as_bytes().to_vec());
+        let mut tx = pools.writer.begin_with("begin immediate").await?;
+        for (id, name, _) in rows {
+            let Ok(name) = Username::parse_existing(name) else {
+                tracing::warn!(user_id = %id, "a stored username fails validation; not given a skeleton");
+                continue;
+            };
+            let updated = sqlx::query(
+                "update or ignore users set username_skeleton = ?1
+                 where id = ?2 and username_skeleton is null",
+            )
+            .bind(name.skeleton())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            if updated.rows_affected() == 0 {
+                tracing::warn!(
+                    user_id = %id,
+                    "this user's name looks like an older user's: it keeps its name and login, \
+                     and no new user can take either look"
+                );
+            }
+        }
+        tx.commit().await?;
     }
 }

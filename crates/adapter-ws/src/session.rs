@@ -288,6 +288,10 @@ fn describe(err: &AppError) -> String {
             tracing::error!(error = %source, source = ?source, "socket event failed on our side");
             "internal error".to_owned()
         }
+        AppError::Unavailable(source) => {
+            tracing::warn!(error = %source, source = ?source, "the database is unreachable");
+            err.to_string()
+        }
         AppError::UnknownUsers(_)
         | AppError::Invalid(_)
         | AppError::UsernameTaken

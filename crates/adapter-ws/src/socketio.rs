@@ -182,7 +182,7 @@ async fn authenticate(
             attach(&socket, &realtime, verified);
             Ok(())
         }
-        Err(app::AppError::Internal(source)) => {
+        Err(app::AppError::Internal(source) | app::AppError::Unavailable(source)) => {
             tracing::error!(error = %source, "socket handshake failed on our side");
             Err(Refusal::Internal)
         }

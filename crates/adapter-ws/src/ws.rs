@@ -70,6 +70,17 @@ pub(crate) async fn upgrade(
         None => return refuse(StatusCode::UNAUTHORIZED, "a valid access token is required"),
         Some(token) => match realtime.app.auth.authenticate_until(&token).await {
             Ok(verified) => verified,
+            Err(app::AppError::Unavailable(source)) => {
+                tracing::warn!(error = %source, "websocket handshake: the database is unavailable");
+                let mut refused = refuse(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "service unavailable; retry later",
+                );
+                refused
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+                return refused;
+            }
             Err(app::AppError::Internal(source)) => {
                 tracing::error!(error = %source, "websocket handshake failed on our side");
                 return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error");

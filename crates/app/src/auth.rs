@@ -59,9 +59,12 @@ impl AuthService {
     /// [`AppError::InvalidCredentials`] for any failed login.
     #[instrument(skip_all)]
     pub async fn login(&self, username: &str, password: &str) -> Result<AccessToken, AppError> {
-        let (Ok(username), Ok(password)) =
-            (Username::parse(username), Password::parse_offered(password))
-        else {
+        // Only the rules every stored name has met: names registered before a rule was
+        // tightened must still log in.
+        let (Ok(username), Ok(password)) = (
+            Username::parse_existing(username),
+            Password::parse_offered(password),
+        ) else {
             return Err(AppError::InvalidCredentials);
         };
         let credentials = self.users.find_credentials(&username).await?;

@@ -45,6 +45,10 @@ pub enum AppError {
     /// Something on our side failed; the source is logged, never shown (HTTP 500).
     #[error("internal error")]
     Internal(#[source] Box<dyn StdError + Send + Sync>),
+    /// The database cannot be reached right now; retrying later may succeed. The
+    /// source is logged, never shown (HTTP 503 with `Retry-After`).
+    #[error("service unavailable")]
+    Unavailable(#[source] Box<dyn StdError + Send + Sync>),
 }
 
 impl AppError {
@@ -67,6 +71,7 @@ impl From<StoreError> for AppError {
                 Self::Invalid(InvalidInput::new("cursor", "names no item of this listing"))
             }
             StoreError::Unavailable(source) => Self::Internal(source),
+            StoreError::Unreachable(source) => Self::Unavailable(source),
         }
     }
 }

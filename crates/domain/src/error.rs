@@ -76,14 +76,24 @@ pub enum StoreError {
     /// A paging cursor names no row of the listing it pages through.
     #[error("the cursor names no row of this listing")]
     UnknownCursor,
-    /// The store could not be reached or failed; the source says why. Never shown to clients.
+    /// The store failed; the source says why. Never shown to clients.
     #[error("storage failed")]
     Unavailable(#[source] Box<dyn StdError + Send + Sync>),
+    /// The store could not be reached in time: no connection within the configured
+    /// timeout, a connection lost, the database refusing connections or not answering.
+    /// Transient, so worth retrying later; the source says why, never to clients.
+    #[error("storage is unreachable")]
+    Unreachable(#[source] Box<dyn StdError + Send + Sync>),
 }
 
 impl StoreError {
     /// Wraps any adapter failure as [`StoreError::Unavailable`].
     pub fn unavailable(source: impl StdError + Send + Sync + 'static) -> Self {
         Self::Unavailable(Box::new(source))
+    }
+
+    /// Wraps a failure to reach the store in time as [`StoreError::Unreachable`].
+    pub fn unreachable(source: impl StdError + Send + Sync + 'static) -> Self {
+        Self::Unreachable(Box::new(source))
     }
 }

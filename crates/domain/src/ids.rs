@@ -25,14 +25,24 @@ macro_rules! id_type {
                 self.0
             }
 
-            /// Parses a client-supplied id; `field` names it in the error.
+            /// Parses a client-supplied id; `field` names it in the error. Only the
+            /// contract's form is accepted: lowercase and hyphenated, as the server
+            /// writes ids. Upper case, no hyphens, braces and `urn:uuid:` are refused,
+            /// so that one id has one spelling everywhere (in logs, caches, rooms).
             ///
             /// # Errors
-            /// [`InvalidInput`] when `raw` is not a UUID.
+            /// [`InvalidInput`] when `raw` is not a UUID in that form.
             pub fn parse(raw: &str, field: &str) -> Result<Self, InvalidInput> {
-                Uuid::from_str(raw)
-                    .map(Self)
-                    .map_err(|_| InvalidInput::new(field, concat!("must be a valid ", $what, " id (a UUID)")))
+                let invalid = || {
+                    InvalidInput::new(
+                        field,
+                        concat!("must be a valid ", $what, " id (a lowercase, hyphenated UUID)"),
+                    )
+                };
+                if !is_canonical_uuid(raw) {
+                    return Err(invalid());
+                }
+                Uuid::from_str(raw).map(Self).map_err(|_| invalid())
             }
         }
 
@@ -43,6 +53,16 @@ macro_rules! id_type {
             }
         }
     };
+}
+
+/// Whether `raw` has the form the contract gives ids: 36 characters, lowercase hex
+/// digits in groups of 8-4-4-4-12 separated by hyphens.
+fn is_canonical_uuid(raw: &str) -> bool {
+    raw.len() == 36
+        && raw.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => matches!(b, b'0'..=b'9' | b'a'..=b'f'),
+        })
 }
 
 id_type!(
@@ -64,8 +84,33 @@ mod tests {
 
     #[test]
     fn displays_lowercase_hyphenated() {
-        let id = ChatId::parse("A1A2A3A4-B1B2-C1C2-D1D2-D3D4D5D6D7D8", "chatId").unwrap();
+        let id = ChatId::from_uuid(Uuid::from_u128(0xA1A2A3A4_B1B2_C1C2_D1D2_D3D4D5D6D7D8));
         assert_eq!(id.to_string(), "a1a2a3a4-b1b2-c1c2-d1d2-d3d4d5d6d7d8");
+    }
+
+    #[test]
+    fn parses_only_the_lowercase_hyphenated_form() {
+        let canonical = "a1a2a3a4-b1b2-c1c2-d1d2-d3d4d5d6d7d8";
+        assert_eq!(
+            ChatId::parse(canonical, "chatId").unwrap().to_string(),
+            canonical
+        );
+        for other in [
+            "A1A2A3A4-B1B2-C1C2-D1D2-D3D4D5D6D7D8",
+            "a1a2a3a4-b1b2-c1c2-d1d2-d3d4d5d6d7D8",
+            "a1a2a3a4b1b2c1c2d1d2d3d4d5d6d7d8",
+            "{a1a2a3a4-b1b2-c1c2-d1d2-d3d4d5d6d7d8}",
+            "urn:uuid:a1a2a3a4-b1b2-c1c2-d1d2-d3d4d5d6d7d8",
+            " a1a2a3a4-b1b2-c1c2-d1d2-d3d4d5d6d7d8",
+            "a1a2a3a4-b1b2-c1c2-d1d2-d3d4d5d6d7d8 ",
+            "a1a2a3a4-b1b2-c1c2-d1d2d-3d4d5d6d7d8",
+            "a1a2a3a4-b1b2-c1c2-d1d2-d3d4d5d6d7dg",
+            "",
+        ] {
+            assert!(ChatId::parse(other, "chatId").is_err(), "{other:?}");
+            assert!(UserId::parse(other, "members[0]").is_err(), "{other:?}");
+            assert!(MessageId::parse(other, "before").is_err(), "{other:?}");
+        }
     }
 
     #[test]

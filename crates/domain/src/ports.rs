@@ -19,18 +19,23 @@ use crate::user::{Password, PasswordHash, User, UserCredentials, Username};
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait UserRepository: Send + Sync {
-    /// Stores a new user with a fresh id.
+    /// Stores a new user with a fresh id, keeping [`Username::folded`] and
+    /// [`Username::skeleton`] beside the name.
     ///
     /// # Errors
-    /// MUST return [`StoreError::UsernameTaken`] when a user with the same username,
-    /// compared without regard to case, exists.
+    /// MUST return [`StoreError::UsernameTaken`] when a user with the same
+    /// [`Username::folded`] key exists (the name without regard to case or Unicode
+    /// compatibility form), or with the same [`Username::skeleton`] (a look-alike).
     async fn create(
         &self,
         username: &Username,
         password_hash: &PasswordHash,
     ) -> Result<User, StoreError>;
 
-    /// Finds a user and their password hash by username, without regard to case.
+    /// Finds a user and their password hash by username, without regard to case: the
+    /// user whose stored key is `username`'s [`Username::folded_before_normalisation`]
+    /// (a user registered before usernames were normalised, whose key is that), else
+    /// the one whose key is its [`Username::folded`].
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] only.

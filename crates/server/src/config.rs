@@ -29,13 +29,19 @@ pub struct Config {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
+    /// How long a request waits for PostgreSQL (a connection, and the message writer
+    /// for a batch) before it is answered `503` with `Retry-After`, e.g. `1s`, `500ms`.
+    #[arg(long, env = "DATABASE_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub database_timeout: Duration,
+
     /// Directory of the embedded database (`messenger.db`), used when DATABASE_URL is
     /// unset; created on first start and kept across restarts.
     #[arg(long, env = "DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
-    /// Signing key for access tokens; when unset, a random one is made at start (tokens
-    /// then die with the process, and several nodes cannot share them).
+    /// Signing key for access tokens, at least 32 bytes; when unset, a random one is made
+    /// at start (tokens then die with the process, and several nodes cannot share them).
+    /// Set but shorter (empty included) refuses to start: such a key can be guessed.
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
@@ -88,6 +94,7 @@ impl Config {
             host: IpAddr::from([127, 0, 0, 1]),
             port: 0,
             database_url: Some(database_url.to_owned()),
+            database_timeout: Duration::from_secs(1),
             data_dir: PathBuf::from("./data"),
             jwt_secret: Some("test-secret-test-secret-test-secret".to_owned()),
             jwt_ttl: Duration::from_secs(900),
@@ -137,22 +144,59 @@ fn parse_bytes(text: &str) -> Result<u64, String> {
     Ok(bytes)
 }
 
-/// `url` with any password replaced, fit for a log line or an error message.
-pub fn redacted(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            if userinfo.contains(':') {
-                format!("{scheme}://{user}:***@{host}")
-            } else {
-                url.to_owned()
-            }
+/// Shortest `JWT_SECRET` accepted, in bytes: HS256's key should be as long as its
+/// 256-bit hash, and a shorter one can be guessed or brute-forced offline from one token.
+pub const JWT_SECRET_MIN_BYTES: usize = 32;
+
+impl Config {
+    /// The configured token signing key, `None` when `JWT_SECRET` is unset (the server
+    /// then makes a random one).
+    ///
+    /// # Errors
+    /// When `JWT_SECRET` is set but shorter than [`JWT_SECRET_MIN_BYTES`], an empty value
+    /// included (what an unset variable in a compose file gives): a one-line message
+    /// naming the variable, never its value.
+    pub fn jwt_secret_bytes(&self) -> anyhow::Result<Option<&[u8]>> {
+        match self.jwt_secret.as_deref() {
+            None => Ok(None),
+            Some(secret) if secret.len() < JWT_SECRET_MIN_BYTES => anyhow::bail!(
+                "JWT_SECRET is set but {} bytes long; it must be at least {JWT_SECRET_MIN_BYTES} \
+                 random bytes (or unset, for a random secret that dies with the process)",
+                secret.len()
+            ),
+            Some(secret) => Ok(Some(secret.as_bytes())),
         }
-        None => url.to_owned(),
     }
+}
+
+/// `url` with any password replaced, fit for a log line or an error message: the one in
+/// its user info (`user:pass@`) and any query parameter whose name ends in `password`
+/// (`?password=…`, `&sslpassword=…`), which PostgreSQL URLs also accept. A URL that
+/// does not parse is shown as its scheme alone.
+pub fn redacted(raw: &str) -> String {
+    let Ok(mut url) = url::Url::parse(raw) else {
+        return match raw.split_once("://") {
+            Some((scheme, _)) => format!("{scheme}://(unparseable, not shown)"),
+            None => "(not a URL, not shown)".to_owned(),
+        };
+    };
+    if url.password().is_some() {
+        // Fails only for URLs that cannot have a user (no host): then there is none.
+        let _ = url.set_password(Some("***"));
+    }
+    if let Some(query) = url.query() {
+        let query: Vec<String> = query
+            .split('&')
+            .map(|parameter| match parameter.split_once('=') {
+                Some((name, _)) if name.to_ascii_lowercase().ends_with("password") => {
+                    format!("{name}=***")
+                }
+                _ => parameter.to_owned(),
+            })
+            .collect();
+        url.set_query(Some(&query.join("&")));
+    }
+    url.to_string()
 }
 
 #[cfg(test)]
@@ -167,6 +211,7 @@ mod tests {
         assert_eq!(config.jwt_ttl, Duration::from_secs(3600));
         assert_eq!(config.password_min_length, 8);
         assert_eq!(config.data_dir, PathBuf::from("./data"));
+        assert_eq!(config.database_timeout, Duration::from_secs(1));
         let config = Config::try_parse_from(["server", "--data-dir", "/var/lib/m"]).unwrap();
         assert_eq!(config.data_dir, PathBuf::from("/var/lib/m"));
         assert!(Config::try_parse_from(["server", "--password-min-length", "0"]).is_err());
@@ -210,6 +255,25 @@ mod tests {
     }
 
     #[test]
+    fn a_jwt_secret_shorter_than_32_bytes_is_refused_and_an_empty_one_too() {
+        let secret = |given: Option<&str>| {
+            let mut config = Config::for_tests("unused");
+            config.jwt_secret = given.map(str::to_owned);
+            config.jwt_secret_bytes().map(|s| s.map(<[u8]>::len))
+        };
+        assert_eq!(secret(None).unwrap(), None);
+        assert_eq!(secret(Some(&"k".repeat(32))).unwrap(), Some(32));
+        for short in ["", "a", &"k".repeat(31)] {
+            let message = format!("{:#}", secret(Some(short)).unwrap_err());
+            assert!(message.starts_with("JWT_SECRET "), "{message}");
+            assert!(!message.contains('\n'), "{message}");
+        }
+        // Set but empty on the command line is set, not unset.
+        let config = Config::try_parse_from(["server", "--jwt-secret", ""]).unwrap();
+        assert!(config.jwt_secret_bytes().is_err());
+    }
+
+    #[test]
     fn redaction_hides_only_the_password() {
         assert_eq!(
             redacted("postgres://u:secret@h:5432/db"),
@@ -217,5 +281,18 @@ mod tests {
         );
         assert_eq!(redacted("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redacted("sqlite://data/x.db"), "sqlite://data/x.db");
+        assert_eq!(
+            redacted("postgres://u@h/db?sslmode=disable&password=secret&PassWord=x"),
+            "postgres://u@h/db?sslmode=disable&password=***&PassWord=***"
+        );
+        assert_eq!(
+            redacted("postgres://u:p%40ss@h/db?sslpassword=secret"),
+            "postgres://u:***@h/db?sslpassword=***"
+        );
+        assert!(!redacted("postgres://u:pw@[::1/db").contains("pw"));
+        assert_eq!(
+            redacted("postgres:///db?host=/run/pg&password"),
+            "postgres:///db?host=/run/pg&password"
+        );
     }
 }

@@ -39,6 +39,8 @@ impl Application {
     /// When the configuration is incomplete, the database cannot be reached or
     /// migrated, or the address cannot be bound; each error is one readable sentence.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // Checked before anything is opened: a forgeable key must stop the start at once.
+        let jwt_secret = jwt_secret(&config)?;
         let store = store::Store::open(&config).await?;
         let topology = cluster::Topology::from_config(&config, &store)?;
 
@@ -51,7 +53,7 @@ impl Application {
             chats: store.chats(),
             messages: store.messages(),
             hasher: Arc::new(Argon2Hasher::new().context("cannot set up password hashing")?),
-            tokens: Arc::new(JwtTokens::new(&jwt_secret(&config), config.jwt_ttl)),
+            tokens: Arc::new(JwtTokens::new(&jwt_secret, config.jwt_ttl)),
             notifier: rooms.notifier(),
             send_order: topology.send_order,
         };
@@ -124,27 +126,21 @@ impl Application {
 }
 
 /// The configured signing key, or a fresh random one (with a warning).
-fn jwt_secret(config: &Config) -> Vec<u8> {
-    match &config.jwt_secret {
-        Some(secret) => {
-            if secret.len() < 32 {
-                tracing::warn!(
-                    "JWT_SECRET is shorter than 32 bytes; use a long random secret in production"
-                );
-            }
-            secret.as_bytes().to_vec()
-        }
-        None => {
-            tracing::warn!(
-                "JWT_SECRET is not set: using a random secret, so tokens die with this process and are not shared across nodes"
-            );
-            // Two v4 UUIDs: 244 bits from the operating system's random source.
-            [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()]
-                .iter()
-                .flat_map(|u| u.into_bytes())
-                .collect()
-        }
+///
+/// # Errors
+/// When `JWT_SECRET` is set but too short (see [`Config::jwt_secret_bytes`]).
+fn jwt_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
+    if let Some(secret) = config.jwt_secret_bytes()? {
+        return Ok(secret.to_vec());
     }
+    tracing::warn!(
+        "JWT_SECRET is not set: using a random secret, so tokens die with this process and are not shared across nodes"
+    );
+    // Two v4 UUIDs: 244 bits from the operating system's random source.
+    Ok([uuid::Uuid::new_v4(), uuid::Uuid::new_v4()]
+        .iter()
+        .flat_map(|u| u.into_bytes())
+        .collect())
 }
 
 /// `/readyz`: the database answers; in a cluster, the link to the other nodes is up.

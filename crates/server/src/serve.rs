@@ -9,6 +9,7 @@ use std::future::Future;
 use std::io;
 use std::time::{Duration, Instant};
 
+use adapter_http::ProblemIo;
 use adapter_ws::link::{ConnLink, LinkedStream};
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -75,7 +76,11 @@ pub async fn serve(
             })
             .map_err(|never: Infallible| match never {});
         let connection = builder
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+            // hyper's own answers to requests it cannot parse get a problem body too.
+            .serve_connection(
+                TokioIo::new(ProblemIo::new(stream)),
+                TowerToHyperService::new(service),
+            )
             .with_upgrades();
         let mut finish = finish.clone();
         let open = open.clone();

@@ -92,9 +92,11 @@ impl Store {
     pub async fn open(config: &Config) -> anyhow::Result<Self> {
         match select(config)? {
             Selection::Postgres(url) => {
-                let store = PostgresStore::connect(url).await.with_context(|| {
-                    format!("cannot start on the database at {}", config::redacted(url))
-                })?;
+                let store = PostgresStore::connect_with_timeout(url, config.database_timeout)
+                    .await
+                    .with_context(|| {
+                        format!("cannot start on the database at {}", config::redacted(url))
+                    })?;
                 tracing::info!(database = %config::redacted(url), "using PostgreSQL");
                 Ok(Self::Postgres(store))
             }

@@ -118,6 +118,8 @@ macro_rules! contract_tests {
                 registering_returns_the_user_with_the_username_as_given,
                 registering_a_username_taken_in_another_case_is_username_taken,
                 registering_a_non_ascii_username_taken_in_another_case_is_username_taken,
+                registering_a_look_alike_of_a_username_is_username_taken,
+                a_user_stored_before_names_were_normalised_still_logs_in,
                 concurrent_registrations_of_one_name_in_different_cases_admit_exactly_one,
                 credentials_are_found_without_regard_to_case_beyond_ascii,
                 exists_is_false_for_an_unknown_id,

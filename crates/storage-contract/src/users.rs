@@ -54,6 +54,62 @@ pub async fn registering_a_non_ascii_username_taken_in_another_case_is_username_
     assert_eq!(db.count(Table::Users).await, 2);
 }
 
+/// Look-alikes are one name: the same name in another Unicode form (`Ａ` fullwidth, `é`
+/// decomposed) has the same folded key, a name in another script that looks the same
+/// (`vіctim`, Cyrillic `і`) the same skeleton; both are taken once the first is.
+pub async fn registering_a_look_alike_of_a_username_is_username_taken(db: &dyn Fixture) {
+    user(db, "victim").await;
+    user(db, "caf\u{e9}").await;
+    for taken in [
+        "v\u{456}ctim",
+        "\u{ff36}ictim",
+        "v\u{131}ctim",
+        "VICTIM",
+        "cafe\u{301}",
+        "CAF\u{c9}",
+    ] {
+        let err = register(db, taken).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::UsernameTaken),
+            "{taken:?}: {err:?}"
+        );
+    }
+    assert_eq!(db.count(Table::Users).await, 2);
+    // Login finds the user by any of those forms that folds to its key.
+    let found = db
+        .users()
+        .find_credentials(&Username::parse_existing("\u{ff36}ICTIM").unwrap())
+        .await
+        .unwrap()
+        .expect("the fullwidth form finds victim");
+    assert_eq!(found.user.username.as_str(), "victim");
+}
+
+/// A user stored before names were normalised (its key the name's lowercase only, no
+/// skeleton) still logs in by its name, even when a later user holds the normalised
+/// form of it; and each finds their own account.
+pub async fn a_user_stored_before_names_were_normalised_still_logs_in(db: &dyn Fixture) {
+    db.insert_unvalidated_user("\u{ff21}lice").await;
+    let alice = user(db, "alice").await;
+    let found = |name: &'static str| async move {
+        db.users()
+            .find_credentials(&Username::parse_existing(name).unwrap())
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{name} finds nobody"))
+            .user
+    };
+    assert_eq!(
+        found("\u{ff21}lice").await.username.as_str(),
+        "\u{ff21}lice"
+    );
+    assert_eq!(
+        found("\u{ff21}LICE").await.username.as_str(),
+        "\u{ff21}lice"
+    );
+    assert_eq!(found("ALICE").await, alice);
+}
+
 /// Two registrations of one name in different cases racing: exactly one wins, the other
 /// is told the name is taken.
 pub async fn concurrent_registrations_of_one_name_in_different_cases_admit_exactly_one(

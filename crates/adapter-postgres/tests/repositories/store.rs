@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use adapter_postgres::{PostgresError, PostgresStore};
-use domain::{ChatId, StoreError, UserId};
+use domain::{ChatId, PasswordHash, StoreError, UserId, Username};
 use storage_contract::{chat, join_in_order, new_message, page, unknown_user, user};
 use uuid::Uuid;
 
@@ -39,8 +39,10 @@ async fn a_malformed_url_is_invalid_url() {
     assert!(matches!(err, PostgresError::InvalidUrl(_)), "{err:?}");
 }
 
+/// Closed (the server is stopping), the store answers at once that it cannot be
+/// reached: the client is told to retry (`503`), perhaps on another node.
 #[tokio::test]
-async fn a_closed_store_is_unavailable() {
+async fn a_closed_store_is_unreachable() {
     with_db(|db| async move {
         db.store.close().await;
         assert!(db.store.ping().await.is_err());
@@ -49,7 +51,7 @@ async fn a_closed_store_is_unavailable() {
             .exists(UserId::from_uuid(Uuid::now_v7()))
             .await
             .unwrap_err();
-        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(matches!(err, StoreError::Unreachable(_)), "{err:?}");
         // The message writer has stopped with the store: refused at once, not hung.
         let err = db
             .messages
@@ -61,7 +63,7 @@ async fn a_closed_store_is_unavailable() {
             ))
             .await
             .unwrap_err();
-        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(matches!(err, StoreError::Unreachable(_)), "{err:?}");
     })
     .await;
 }
@@ -193,6 +195,57 @@ async fn a_chat_s_turn_is_shared_between_processes_and_other_chats_do_not_wait()
             .await
             .expect("the turn was not released")
             .unwrap();
+    })
+    .await;
+}
+
+/// Users stored before migration 0002 get their skeletons at start, the older of two
+/// look-alikes first; the younger keeps its name and login, and the look is taken.
+#[tokio::test]
+async fn existing_usernames_get_their_skeletons_and_the_older_look_alike_wins() {
+    use storage_contract::Fixture as _;
+
+    with_db(|db| async move {
+        // As rows from before the migration: the key in lowercase, no skeleton.
+        db.insert_unvalidated_user("victim").await;
+        db.insert_unvalidated_user("v\u{456}ctim").await;
+        db.store.migrate().await.unwrap();
+
+        let skeleton = |name: &'static str| {
+            let raw = db.raw.clone();
+            async move {
+                sqlx::query_scalar::<_, Option<String>>(
+                    "select username_skeleton from users where username = $1",
+                )
+                .bind(name)
+                .fetch_one(&raw)
+                .await
+                .unwrap()
+            }
+        };
+        let victim = Username::parse("victim").unwrap().skeleton();
+        assert_eq!(skeleton("victim").await, Some(victim));
+        assert_eq!(skeleton("v\u{456}ctim").await, None);
+
+        let users = db.store.users();
+        let err = users
+            .create(
+                &Username::parse("v\u{131}ctim").unwrap(),
+                &PasswordHash::new("h"),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::UsernameTaken), "{err:?}");
+        for name in ["victim", "v\u{456}ctim"] {
+            let found = users
+                .find_credentials(&Username::parse_existing(name).unwrap())
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("{name} no longer logs in"));
+            assert_eq!(found.user.username.as_str(), name);
+        }
+        db.store.migrate().await.unwrap();
+        assert_eq!(skeleton("v\u{456}ctim").await, None);
     })
     .await;
 }

@@ -50,6 +50,39 @@ async fn connecting_creates_the_file_and_its_directories_and_the_data_outlives_t
     reopened.close().await;
 }
 
+/// The file holds password hashes: other local users must not read it, nor its WAL.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_new_database_and_its_directories_are_private_to_the_owner() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let dir = TempDir::new();
+    let path = dir.path().join("data/inner/messenger.db");
+    let store = SqliteStore::connect(path.to_str().unwrap()).await.unwrap();
+    store
+        .users()
+        .create(&Username::parse("alice").unwrap(), &PasswordHash::new("h"))
+        .await
+        .unwrap();
+    assert_eq!(mode(&dir.path().join("data")), 0o700);
+    assert_eq!(mode(&dir.path().join("data/inner")), 0o700);
+    for file in ["messenger.db", "messenger.db-wal", "messenger.db-shm"] {
+        assert_eq!(
+            mode(&dir.path().join("data/inner").join(file)),
+            0o600,
+            "{file}"
+        );
+    }
+    store.close().await;
+}
+
 #[tokio::test]
 async fn the_database_is_in_wal_mode() {
     with_db(|db| async move {
@@ -109,8 +142,10 @@ async fn a_file_that_is_not_a_database_cannot_be_opened() {
     assert!(matches!(err, SqliteError::Open { .. }), "{err:?}");
 }
 
+/// Closed (the server is stopping), the store answers at once that it cannot be
+/// reached: the client is told to retry (`503`), perhaps on another node.
 #[tokio::test]
-async fn a_closed_store_is_unavailable() {
+async fn a_closed_store_is_unreachable() {
     with_db(|db| async move {
         db.store.close().await;
         assert!(db.store.ping().await.is_err());
@@ -119,13 +154,13 @@ async fn a_closed_store_is_unavailable() {
             .exists(UserId::from_uuid(Uuid::now_v7()))
             .await
             .unwrap_err();
-        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(matches!(err, StoreError::Unreachable(_)), "{err:?}");
         let err = db
             .users
             .create(&Username::parse("alice").unwrap(), &PasswordHash::new("h"))
             .await
             .unwrap_err();
-        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(matches!(err, StoreError::Unreachable(_)), "{err:?}");
         // The message writer has stopped with the store: refused at once, not hung.
         let err = db
             .messages
@@ -137,7 +172,7 @@ async fn a_closed_store_is_unavailable() {
             ))
             .await
             .unwrap_err();
-        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(matches!(err, StoreError::Unreachable(_)), "{err:?}");
     })
     .await;
 }
@@ -306,6 +341,57 @@ async fn two_stores_on_one_file_write_at_once_without_failing() {
         send(&db, room.id, owner.id, "last").await;
         assert_eq!(crate::support::count_messages(&db).await, 41);
         other.close().await;
+    })
+    .await;
+}
+
+/// Users stored before migration 0002 get their skeletons at start, the older of two
+/// look-alikes first; the younger keeps its name and login, and the look is taken.
+#[tokio::test]
+async fn existing_usernames_get_their_skeletons_and_the_older_look_alike_wins() {
+    use storage_contract::Fixture as _;
+
+    with_db(|db| async move {
+        // As rows from before the migration: the key in lowercase, no skeleton.
+        db.insert_unvalidated_user("victim").await;
+        db.insert_unvalidated_user("v\u{456}ctim").await;
+        db.store.migrate().await.unwrap();
+
+        let skeleton = |name: &'static str| {
+            let raw = db.raw.clone();
+            async move {
+                sqlx::query_scalar::<_, Option<String>>(
+                    "select username_skeleton from users where username = ?1",
+                )
+                .bind(name)
+                .fetch_one(&raw)
+                .await
+                .unwrap()
+            }
+        };
+        let victim = Username::parse("victim").unwrap().skeleton();
+        assert_eq!(skeleton("victim").await, Some(victim));
+        assert_eq!(skeleton("v\u{456}ctim").await, None);
+
+        let users = db.store.users();
+        let err = users
+            .create(
+                &Username::parse("v\u{131}ctim").unwrap(),
+                &PasswordHash::new("h"),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::UsernameTaken), "{err:?}");
+        for name in ["victim", "v\u{456}ctim"] {
+            let found = users
+                .find_credentials(&Username::parse_existing(name).unwrap())
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("{name} no longer logs in"));
+            assert_eq!(found.user.username.as_str(), name);
+        }
+        db.store.migrate().await.unwrap();
+        assert_eq!(skeleton("v\u{456}ctim").await, None);
     })
     .await;
 }
