@@ -16,9 +16,12 @@ use adapter_ws::SocketCloser;
 use anyhow::Context;
 use app::{App, Ports};
 use async_trait::async_trait;
+use axum::ServiceExt;
+use axum::extract::Request;
 use axum::serve::ListenerExt;
 use domain::PasswordPolicy;
 use tokio::net::TcpListener;
+use tower_http::normalize_path::NormalizePath;
 
 pub use config::Config;
 
@@ -108,7 +111,11 @@ impl Application {
                 tracing::warn!(%err, "cannot set TCP_NODELAY");
             }
         });
-        axum::serve(listener, self.router)
+        // A trailing slash does not change a route (`/users/` is `/users`): the path is
+        // trimmed before the router sees it, since a layer on the router itself would
+        // only run once a route had matched.
+        let service = NormalizePath::trim_trailing_slash(self.router);
+        axum::serve(listener, ServiceExt::<Request>::into_make_service(service))
             .with_graceful_shutdown(stopping)
             .await?;
         self.store.close().await;
