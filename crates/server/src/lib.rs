@@ -2,8 +2,11 @@
 //! the adapters and serves them. `main` and the tests start the very same
 //! [`Application`].
 
+pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod moves;
+mod progress;
 pub mod store;
 
 use std::net::SocketAddr;
