@@ -11,7 +11,8 @@ use crate::moves::Command;
 #[command(
     name = "server",
     version,
-    about = "The messenger API server: REST, Socket.IO and WebSocket on one port.")]
+    about = "The messenger API server: REST, Socket.IO and WebSocket on one port."
+)]
 pub struct Cli {
     /// The server's settings (also the target store of an import).
     #[command(flatten)]
