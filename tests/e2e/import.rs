@@ -44,6 +44,10 @@ create table "Message" (
 );
 "#;
 
+/// The hash of users nobody logs in as (hashing at the old parameters costs 64 MiB).
+const UNUSED_HASH: &str =
+    "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+
 /// A hash as node-argon2's defaults make it: argon2id v19, 64 MiB, 3 passes, 4 lanes.
 fn old_hash(password: &str) -> String {
     let params = Params::new(65_536, 3, 4, None).expect("the old API's argon2 parameters");
@@ -134,19 +138,19 @@ async fn old_deployment() -> Old {
     insert(
         &mut conn,
         user,
-        &[&spaced, "carol smith@example.com", "not-a-hash"],
+        &[&spaced, "carol smith@example.com", UNUSED_HASH],
         3,
     )
     .await;
     insert(
         &mut conn,
         user,
-        &[&left, "dave@example.com", "not-a-hash"],
+        &[&left, "dave@example.com", UNUSED_HASH],
         4,
     )
     .await;
     let long_name = format!("{}@example.com", "e".repeat(300));
-    insert(&mut conn, user, &[&long_user, &long_name, "not-a-hash"], 5).await;
+    insert(&mut conn, user, &[&long_user, &long_name, UNUSED_HASH], 5).await;
 
     let (team, untitled, long_named) = (new_id(), new_id(), new_id());
     let chat = r#"insert into "Chat" (id, "ownerId", name, "createdAt") values ($1, $2, $3, $4)"#;
@@ -295,6 +299,7 @@ async fn a_nest_deployment_is_imported_with_its_passwords_history_and_every_awkw
         ],
     );
     assert_line(&out, &[&format!("user {}", old.short), "\"al_\""]);
+    assert_line(&out, &[&format!("user {}", old.short), "not an argon2 PHC string"]);
     assert_line(
         &out,
         &[

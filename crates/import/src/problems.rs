@@ -67,6 +67,9 @@ pub enum ProblemKind {
         /// The name the user is stored under.
         renamed: String,
     },
+    /// The password hash is not an argon2 PHC string, so no login can match it. It is
+    /// stored as it is (nothing is lost); the user cannot log in until it is replaced.
+    PasswordHashNotArgon2,
     /// The chat name has spaces around it; ours are stored trimmed.
     ChatNameTrimmed {
         /// The name as the source has it.
@@ -146,6 +149,10 @@ impl fmt::Display for Problem {
             ProblemKind::UsernameTaken { username, renamed } => write!(
                 f,
                 "username {username:?} is held by another user of the target store; stored as {renamed:?}"
+            ),
+            ProblemKind::PasswordHashNotArgon2 => write!(
+                f,
+                "password hash is not an argon2 PHC string; stored as it is, but this user cannot log in until it is replaced"
             ),
             ProblemKind::ChatNameTrimmed { name } => {
                 write!(f, "name {name:?} has spaces around it; stored trimmed")

@@ -377,6 +377,9 @@ async fn plan_users(
         if let Some(kind) = problem {
             findings.add(Row::User(user.id), kind);
         }
+        if !user.password_hash.starts_with("$argon2") {
+            findings.add(Row::User(user.id), ProblemKind::PasswordHashNotArgon2);
+        }
         planned.push(UserCredentials {
             user: User {
                 id: UserId::from_uuid(user.id),
