@@ -45,8 +45,7 @@ create table "Message" (
 "#;
 
 /// The hash of users nobody logs in as (hashing at the old parameters costs 64 MiB).
-const UNUSED_HASH: &str =
-    "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+const UNUSED_HASH: &str = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
 
 /// A hash as node-argon2's defaults make it: argon2id v19, 64 MiB, 3 passes, 4 lanes.
 fn old_hash(password: &str) -> String {
@@ -299,7 +298,10 @@ async fn a_nest_deployment_is_imported_with_its_passwords_history_and_every_awkw
         ],
     );
     assert_line(&out, &[&format!("user {}", old.short), "\"al_\""]);
-    assert_line(&out, &[&format!("user {}", old.short), "not an argon2 PHC string"]);
+    assert_line(
+        &out,
+        &[&format!("user {}", old.short), "not an argon2 PHC string"],
+    );
     assert_line(
         &out,
         &[

@@ -12,8 +12,8 @@ use futures_util::stream::BoxStream;
 use import::{
     Source, SourceChat, SourceCounts, SourceError, SourceMember, SourceMessage, SourceUser,
 };
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
 use time::{OffsetDateTime, PrimitiveDateTime};
 use uuid::Uuid;
 
@@ -58,7 +58,10 @@ impl NestDatabase {
     /// not a Nest.js messenger database of a known version (an older deployment whose
     /// `"Message"` table has no `"createdAt"`, say).
     pub async fn connect(url: &str) -> Result<Self, NestError> {
-        let options = PgConnectOptions::from_str(url).map_err(NestError::InvalidUrl)?;
+        // The whole history is one long query: not a "slow statement" worth a warning.
+        let options = PgConnectOptions::from_str(url)
+            .map_err(NestError::InvalidUrl)?
+            .disable_statement_logging();
         let pool = PgPoolOptions::new()
             .max_connections(2)
             .connect_with(options)

@@ -13,6 +13,7 @@ use domain::{
     Username,
 };
 use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -33,6 +34,8 @@ pub struct Options {
     pub accept_lossy: bool,
     /// Messages stored per transaction.
     pub batch_size: usize,
+    /// Message batches stored at once (each chat's messages always by the same one).
+    pub writers: usize,
 }
 
 impl Default for Options {
@@ -41,6 +44,7 @@ impl Default for Options {
             dry_run: false,
             accept_lossy: false,
             batch_size: 10_000,
+            writers: 4,
         }
     }
 }
@@ -223,42 +227,54 @@ pub async fn run(
     )
     .await?;
 
-    // Messages, streamed: a batch is stored once full, and each batch after the one
-    // before, so an interrupted move has stored a prefix of the source's order.
+    // Messages, streamed, in rounds: each round's messages are split by chat among
+    // `writers` batches stored at once (a chat's messages always in the same one, in
+    // order), and the next round is read and checked meanwhile. A chat's batches are
+    // stored one after the other, so an interrupted move has stored a prefix of every
+    // chat's history, and a second run stores the rest after it.
     progress.start(Stage::Messages, counts.messages);
-    let mut checker = MessageChecker {
-        chats: &chat_ids,
-        users: &user_ids,
-        membership: &membership,
-        ties_by_id: source.ties_ordered_by_id(),
-        last_of_chat: HashMap::new(),
+    let writers = options.writers.max(1);
+    let mut reader = MessageReader {
+        stream: source.messages(),
+        checker: MessageChecker {
+            chats: &chat_ids,
+            users: &user_ids,
+            membership: &membership,
+            ties_by_id: source.ties_ordered_by_id(),
+            last_of_chat: HashMap::new(),
+        },
+        round_size: batch_size.saturating_mul(writers),
+        writers,
+        read: 0,
+        from_former_members: 0,
     };
-    let mut batch: Vec<Message> = Vec::with_capacity(batch_size);
-    let mut read_in_batch = 0;
-    let mut stream = source.messages();
-    while let Some(message) = stream.next().await {
-        let message = message?;
-        report.messages.read += 1;
-        read_in_batch += 1;
-        let former_member = checker.check(&message, &mut batch, &mut findings)?;
-        report.from_former_members += u64::from(former_member);
-        if batch.len() >= batch_size {
-            report.messages.planned += batch.len() as u64;
-            if !options.dry_run {
-                report.messages.stored += sink.load_messages(&batch).await?;
-            }
-            batch.clear();
-            progress.advance(read_in_batch);
-            read_in_batch = 0;
+    let mut current = reader.next_round(&mut findings).await?;
+    while current.read > 0 {
+        let stores = current
+            .batches
+            .iter()
+            .filter(|batch| !batch.is_empty())
+            .map(|batch| async move {
+                if options.dry_run {
+                    Ok(0)
+                } else {
+                    sink.load_messages(batch).await
+                }
+            });
+        let (stored, next) = futures_util::future::join(
+            futures_util::future::join_all(stores),
+            reader.next_round(&mut findings),
+        )
+        .await;
+        for batch in stored {
+            report.messages.stored += batch?;
         }
+        report.messages.planned += current.batches.iter().map(Vec::len).sum::<usize>() as u64;
+        progress.advance(current.read);
+        current = next?;
     }
-    if !batch.is_empty() {
-        report.messages.planned += batch.len() as u64;
-        if !options.dry_run {
-            report.messages.stored += sink.load_messages(&batch).await?;
-        }
-    }
-    progress.advance(read_in_batch);
+    report.messages.read = reader.read;
+    report.from_former_members = reader.from_former_members;
     progress.finish();
 
     report.problems = findings.count;
@@ -474,6 +490,53 @@ fn plan_members(
         });
     }
     Ok(planned)
+}
+
+/// Reads the source's messages a round at a time, checked, turned into the messages to
+/// store, and split by chat into the round's batches.
+struct MessageReader<'a> {
+    stream: BoxStream<'a, Result<SourceMessage, SourceError>>,
+    checker: MessageChecker<'a>,
+    /// Source messages per round.
+    round_size: usize,
+    /// Batches per round.
+    writers: usize,
+    /// Source messages read so far.
+    read: u64,
+    /// Of them, those whose sender is no longer a member of their chat.
+    from_former_members: u64,
+}
+
+/// One round of messages: a batch per writer.
+struct Round {
+    batches: Vec<Vec<Message>>,
+    /// Source messages read for it (0 once the source is exhausted).
+    read: u64,
+}
+
+impl MessageReader<'_> {
+    /// The next round of messages to store.
+    async fn next_round(&mut self, findings: &mut Findings<'_>) -> Result<Round, ImportError> {
+        let mut round = Round {
+            batches: vec![Vec::with_capacity(self.round_size / self.writers + 1); self.writers],
+            read: 0,
+        };
+        let mut checked = Vec::new();
+        while round.read < self.round_size as u64 {
+            let Some(message) = self.stream.next().await else {
+                break;
+            };
+            let message = message?;
+            round.read += 1;
+            let former_member = self.checker.check(&message, &mut checked, findings)?;
+            self.from_former_members += u64::from(former_member);
+            // A chat's messages always go to the same batch, keeping their order.
+            let writer = (message.chat_id.as_u128() % self.writers as u128) as usize;
+            round.batches[writer].append(&mut checked);
+        }
+        self.read += round.read;
+        Ok(round)
+    }
 }
 
 /// Checks each message against the chats, users and memberships planned, and turns it

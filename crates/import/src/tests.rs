@@ -323,7 +323,11 @@ async fn an_interrupted_run_goes_on_where_it_stopped_with_nothing_twice_or_lost(
         ..Kept::default()
     };
 
-    let interrupted = run(&source, &sink, &Silent, options(2)).await;
+    let one_writer = Options {
+        writers: 1,
+        ..options(2)
+    };
+    let interrupted = run(&source, &sink, &Silent, one_writer).await;
     assert!(matches!(interrupted, Err(ImportError::Store(_))));
     assert_eq!(
         sink.messages.lock().unwrap().len(),
@@ -331,7 +335,7 @@ async fn an_interrupted_run_goes_on_where_it_stopped_with_nothing_twice_or_lost(
         "the first batch stays stored"
     );
 
-    let resumed = run(&source, &sink, &Silent, options(2)).await.unwrap();
+    let resumed = run(&source, &sink, &Silent, one_writer).await.unwrap();
     assert_eq!(resumed.messages.stored, 4);
     let ids: Vec<Uuid> = sink
         .messages
@@ -461,4 +465,46 @@ async fn a_message_of_a_chat_the_source_does_not_have_stops_the_move_naming_it()
     assert!(
         matches!(failed, Err(ImportError::Unimportable { row: Row::Message(m), .. }) if m == id(200))
     );
+}
+
+#[tokio::test]
+async fn batches_stored_at_once_keep_each_chat_in_order_also_when_one_fails() {
+    // Chats 10 and 11 go to different writers; their messages interleave in the source.
+    let mut source = awkward();
+    source.chats.push(SourceChat {
+        id: id(11),
+        owner_id: id(1),
+        name: "other".to_owned(),
+        created_at: at(5),
+    });
+    source.messages = (0..12)
+        .map(|i| message(300 + i, 10 + i % 2, 1, &format!("m{i}"), 40 + i as i64))
+        .collect();
+    let sink = Kept {
+        // The first batch of the second round fails; its twin in that round is stored.
+        fail_at_message_batch: Mutex::new(Some(2)),
+        ..Kept::default()
+    };
+    let parallel = Options {
+        writers: 2,
+        ..options(2)
+    };
+
+    assert!(run(&source, &sink, &Silent, parallel).await.is_err());
+    run(&source, &sink, &Silent, parallel).await.unwrap();
+
+    let stored = sink.messages.lock().unwrap().clone();
+    assert_eq!(stored.len(), 12);
+    for chat in [10, 11] {
+        let order: Vec<Uuid> = stored
+            .iter()
+            .filter(|m| m.chat_id.as_uuid() == id(chat))
+            .map(|m| m.id.as_uuid())
+            .collect();
+        let expected: Vec<Uuid> = (0..12)
+            .filter(|i| 10 + i % 2 == chat)
+            .map(|i| id(300 + i))
+            .collect();
+        assert_eq!(order, expected, "chat {chat} out of order");
+    }
 }

@@ -73,6 +73,10 @@ pub struct RunArgs {
     /// Messages stored per transaction.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch_size: u32,
+    /// Message batches stored at once, on as many connections (a chat's messages are
+    /// always stored in order, by the same one).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub writers: u8,
 }
 
 impl RunArgs {
@@ -81,6 +85,7 @@ impl RunArgs {
             dry_run: self.dry_run,
             accept_lossy: self.accept_lossy,
             batch_size: self.batch_size as usize,
+            writers: usize::from(self.writers),
         }
     }
 }
