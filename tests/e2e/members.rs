@@ -270,7 +270,7 @@ async fn add_members_returns_400_naming_unknown_users_and_adds_nothing() {
     let response = c.add(&c.alice.1, &[&c.carol.0, &ghost, &c.dave.0]).await;
 
     let problem = assert_problem(response, StatusCode::BAD_REQUEST).await;
-    assert_eq!(unknown_ids_named(&problem), [ghost.clone()]);
+    assert_eq!(unknown_ids_named(&problem), [ghost.as_str()]);
     c.assert_members(&[&c.alice.0, &c.bob.0]).await;
 }
 
@@ -392,12 +392,12 @@ async fn remove_members_returns_400_naming_unknown_users_and_removes_nothing() {
     let response = c.remove(&c.alice.1, &[&c.bob.0, &ghost]).await;
 
     let problem = assert_problem(response, StatusCode::BAD_REQUEST).await;
-    assert_eq!(unknown_ids_named(&problem), [ghost.clone()]);
+    assert_eq!(unknown_ids_named(&problem), [ghost.as_str()]);
     c.assert_members(&[&c.alice.0, &c.bob.0]).await;
     // Not even the owner's id deletes the chat when another id is unknown.
     let response = c.remove(&c.alice.1, &[&ghost, &c.alice.0]).await;
     let problem = assert_problem(response, StatusCode::BAD_REQUEST).await;
-    assert_eq!(unknown_ids_named(&problem), [ghost.clone()]);
+    assert_eq!(unknown_ids_named(&problem), [ghost.as_str()]);
     c.assert_members(&[&c.alice.0, &c.bob.0]).await;
 }
 

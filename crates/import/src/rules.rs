@@ -86,6 +86,9 @@ fn parsed_name(name: &str) -> ChatName {
     ChatName::parse(name).unwrap_or_else(|_| unreachable!("a made-up chat name is valid"))
 }
 
+/// One message to store for a source message: its id and content.
+pub type Part = (Uuid, MessageContent);
+
 /// The messages to store for a message with content `raw`: one, with its own id,
 /// unless the content is blank (stored as [`BLANK_CONTENT`]) or too long (stored as
 /// consecutive parts, the first with the message's id and the others with ids derived
@@ -96,7 +99,7 @@ fn parsed_name(name: &str) -> ChatName {
 pub fn content_parts(
     id: Uuid,
     raw: &str,
-) -> Result<(Vec<(Uuid, MessageContent)>, Option<ProblemKind>), InvalidInput> {
+) -> Result<(Vec<Part>, Option<ProblemKind>), InvalidInput> {
     if raw.trim().is_empty() {
         let problem = ProblemKind::ContentBlank {
             replaced: BLANK_CONTENT.to_owned(),
