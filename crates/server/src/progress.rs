@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use import::{Problem, Progress, Stage};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// How often a plain line is written while a stage runs.
 const PLAIN_EVERY: Duration = Duration::from_secs(2);
@@ -86,9 +86,16 @@ impl Progress for Display {
             Kind::Bar(slot) => {
                 let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
                 let style = ProgressStyle::with_template(
-                    "{prefix:>9} [{bar:30}] {human_pos}/{human_len} {per_sec} eta {eta}",
+                    "{prefix:>9} [{bar:30}] {human_pos}/{human_len} {rate} eta {eta}",
                 )
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .with_key(
+                    "rate",
+                    |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                        // Whole rows per second: indicatif's own `per_sec` shows decimals.
+                        let _ = write!(w, "{}/s", HumanCount(state.per_sec() as u64));
+                    },
+                )
                 .progress_chars("=> ");
                 bar.set_style(style);
                 bar.set_prefix(stage.name());
