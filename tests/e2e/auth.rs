@@ -552,7 +552,6 @@ async fn login_answers_a_well_formed_body_of_the_wrong_shape_with_a_4xx_problem(
     // requires a 400 or 401 problem (never a 5xx, never a token).
     for body in [
         json!({"username": 1, "password": true}),
-        json!({"username": "alice", "password": PASSWORD, "remember": true}),
         json!(["alice", PASSWORD]),
         json!(null),
     ] {
@@ -564,4 +563,114 @@ async fn login_answers_a_well_formed_body_of_the_wrong_shape_with_a_4xx_problem(
         );
         assert_problem(response, status).await;
     }
+}
+
+#[tokio::test]
+async fn login_ignores_fields_it_does_not_know_as_the_old_api_did() {
+    let app = TestServer::spawn().await;
+    let alice = app.register("alice", PASSWORD).await;
+
+    for body in [
+        json!({"username": "alice", "password": PASSWORD, "rememberMe": true}),
+        json!({"username": "alice", "password": PASSWORD, "device": {"os": "ios"}, "x": null}),
+    ] {
+        let response = app.post("/auth/login", None, &body).await;
+        let token = assert_json(response, StatusCode::OK).await;
+        let token = str_of(&token, "access_token");
+        let me = assert_json(app.get("/users", &token).await, StatusCode::OK).await;
+        assert_eq!(me[0]["id"], alice["id"]);
+    }
+    // An unknown field does not make a wrong password right.
+    assert_login_refused(
+        &app,
+        &json!({"username": "alice", "password": "wrong password", "rememberMe": true}),
+    )
+    .await;
+}
+
+/// Sends `body` as an HTML form (`application/x-www-form-urlencoded`) to `path`.
+async fn post_form(app: &TestServer, path: &str, body: &[(&str, &str)]) -> reqwest::Response {
+    let form = serde_urlencoded::to_string(body).expect("encoding a form");
+    app.request(Method::POST, path, None)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .expect("posting a form")
+}
+
+#[tokio::test]
+async fn register_and_login_accept_an_html_form_as_the_old_api_did() {
+    let app = TestServer::spawn().await;
+
+    let response = post_form(
+        &app,
+        "/auth/register",
+        &[("username", "zoë+1@example.com"), ("password", PASSWORD)],
+    )
+    .await;
+    let user = assert_json(response, StatusCode::CREATED).await;
+    assert_keys(&user, &["id", "username", "createdAt"]);
+    assert_eq!(user["username"], "zoë+1@example.com");
+
+    let response = post_form(
+        &app,
+        "/auth/login",
+        &[
+            ("username", "Zoë+1@example.com"),
+            ("password", PASSWORD),
+            ("rememberMe", "on"),
+        ],
+    )
+    .await;
+    let token = assert_json(response, StatusCode::OK).await;
+    assert_eq!(token["token_type"], "Bearer");
+    // The token is the form user's: it works, and JSON logins see the same account.
+    let token = str_of(&token, "access_token");
+    let users = assert_json(app.get("/users", &token).await, StatusCode::OK).await;
+    assert_eq!(users[0]["id"], user["id"]);
+    app.login("zoë+1@example.com", PASSWORD).await;
+}
+
+#[tokio::test]
+async fn a_form_follows_the_same_rules_as_json() {
+    let app = TestServer::spawn().await;
+    app.register("alice", PASSWORD).await;
+
+    // Register: a taken name is 409, a missing or unknown field or a short password 400.
+    let taken = post_form(
+        &app,
+        "/auth/register",
+        &[("username", "ALICE"), ("password", PASSWORD)],
+    );
+    assert_problem(taken.await, StatusCode::CONFLICT).await;
+    for body in [
+        &[("username", "bob")][..],
+        &[
+            ("username", "bob"),
+            ("password", PASSWORD),
+            ("isAdmin", "true"),
+        ],
+        &[("username", "bob"), ("password", "short")],
+    ] {
+        let response = post_form(&app, "/auth/register", body).await;
+        assert_problem(response, StatusCode::BAD_REQUEST).await;
+    }
+    // Login: a wrong password or a missing field is the same 401 as in JSON.
+    for body in [
+        &[("username", "alice"), ("password", "wrong password")][..],
+        &[("username", "alice")],
+    ] {
+        let response = post_form(&app, "/auth/login", body).await;
+        assert_problem(response, StatusCode::UNAUTHORIZED).await;
+    }
+    // Other media types are still refused.
+    let response = app
+        .request(Method::POST, "/auth/login", None)
+        .header("content-type", "text/plain")
+        .body(format!("username=alice&password={PASSWORD}"))
+        .send()
+        .await
+        .expect("posting text");
+    assert_problem(response, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
 }

@@ -23,6 +23,12 @@ pub const PASSWORD: &str = "correct horse battery staple";
 /// The PostgreSQL server used when `DATABASE_URL` is not set (trust authentication).
 const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
+/// The PostgreSQL database test databases are created from (`DATABASE_URL`, or the
+/// local server's `postgres`).
+pub fn admin_database_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned())
+}
+
 /// How long a server may take to answer `/healthz` after it is started (it migrates a
 /// fresh database first, and CI machines are slow).
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -246,6 +252,29 @@ impl TestServer {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The URL of this server's database, as `DATABASE_URL` would name it.
+    pub fn database_url(&self) -> String {
+        match &self.backend {
+            Backend::Postgres { db_url, .. } => db_url.clone(),
+            Backend::Sqlite { dir } => format!("sqlite://{}", dir.join("messenger.db").display()),
+        }
+    }
+
+    /// Runs the server binary with `args` (a subcommand) on this server's database, and
+    /// waits for it to exit.
+    pub async fn run_binary(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_server"))
+            .args(args)
+            .env("DATABASE_URL", self.database_url())
+            .env("RUST_LOG", "warn")
+            .env_remove("DATA_DIR")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .expect("running the server binary")
     }
 
     /// The absolute URL of `path`.
@@ -611,8 +640,7 @@ impl Backend {
                 Self::Sqlite { dir }
             }
             Ok("postgres") | Err(_) => {
-                let admin_url = std::env::var("DATABASE_URL")
-                    .unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
+                let admin_url = admin_database_url();
                 let db_name = format!("e2e_{}", Uuid::new_v4().simple());
                 let db_url = with_database(&admin_url, &db_name);
                 let mut admin = PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
@@ -659,7 +687,7 @@ impl Backend {
 }
 
 /// `url` with its database name replaced by `name` (query parameters kept).
-fn with_database(url: &str, name: &str) -> String {
+pub fn with_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((base, query)) => (base, format!("?{query}")),
         None => (url, String::new()),

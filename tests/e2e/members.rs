@@ -6,7 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    TestServer, assert_json, assert_no_content, assert_problem, error_fields, id_of, unknown_id,
+    TestServer, assert_json, assert_no_content, assert_problem, id_of, unknown_id,
 };
 
 /// Alice owns a chat with Bob; Carol is in no chat. Dave is a fourth user, also in no
@@ -270,7 +270,7 @@ async fn add_members_returns_400_naming_unknown_users_and_adds_nothing() {
     let response = c.add(&c.alice.1, &[&c.carol.0, &ghost, &c.dave.0]).await;
 
     let problem = assert_problem(response, StatusCode::BAD_REQUEST).await;
-    assert_eq!(error_fields(&problem), ["members[1]"]);
+    assert_eq!(unknown_ids_named(&problem), [ghost.as_str()]);
     c.assert_members(&[&c.alice.0, &c.bob.0]).await;
 }
 
@@ -392,12 +392,12 @@ async fn remove_members_returns_400_naming_unknown_users_and_removes_nothing() {
     let response = c.remove(&c.alice.1, &[&c.bob.0, &ghost]).await;
 
     let problem = assert_problem(response, StatusCode::BAD_REQUEST).await;
-    assert_eq!(error_fields(&problem), ["members[1]"]);
+    assert_eq!(unknown_ids_named(&problem), [ghost.as_str()]);
     c.assert_members(&[&c.alice.0, &c.bob.0]).await;
     // Not even the owner's id deletes the chat when another id is unknown.
     let response = c.remove(&c.alice.1, &[&ghost, &c.alice.0]).await;
     let problem = assert_problem(response, StatusCode::BAD_REQUEST).await;
-    assert_eq!(error_fields(&problem), ["members[0]"]);
+    assert_eq!(unknown_ids_named(&problem), [ghost.as_str()]);
     c.assert_members(&[&c.alice.0, &c.bob.0]).await;
 }
 
@@ -510,4 +510,43 @@ async fn leave_chat_returns_404_for_an_unknown_chat_and_400_for_a_malformed_id()
             .await;
         assert_problem(response, StatusCode::BAD_REQUEST).await;
     }
+}
+
+/// The ids a `400` for unknown members names, from its `errors` list (each entry
+/// `{"field": "members", "message": "no such user: <id>"}`), in the order listed; each
+/// must also appear in `detail`.
+pub fn unknown_ids_named(problem: &Value) -> Vec<String> {
+    let errors = problem["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("the problem has no `errors` list: {problem}"));
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    errors
+        .iter()
+        .map(|error| {
+            assert_eq!(error["field"], "members", "{problem}");
+            let message = error["message"].as_str().unwrap_or_default();
+            let id = message
+                .strip_prefix("no such user: ")
+                .unwrap_or_else(|| panic!("an unknown member not named by id: {problem}"));
+            assert!(
+                detail.contains(id),
+                "the detail does not name {id}: {problem}"
+            );
+            id.to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_unknown_id_given_twice_is_named_once_and_known_ids_not_at_all() {
+    let c = cast().await;
+    let (ghost, ghost2) = (unknown_id(), unknown_id());
+
+    let response = c
+        .add(&c.alice.1, &[&ghost2, &c.carol.0, &ghost, &ghost2])
+        .await;
+
+    let problem = assert_problem(response, StatusCode::BAD_REQUEST).await;
+    assert_eq!(unknown_ids_named(&problem), [ghost2, ghost]);
+    c.assert_members(&[&c.alice.0, &c.bob.0]).await;
 }

@@ -2,11 +2,12 @@
 //! `after` (the last id of the previous page); out-of-range values are 400, not clamped.
 
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::{
-    TestServer, as_array, assert_json, assert_problem, assert_user, id_of, str_of, unknown_id,
+    PASSWORD, TestServer, as_array, assert_json, assert_no_content, assert_problem, assert_user,
+    id_of, str_of, unknown_id,
 };
 
 /// `GET <path>` as `token`, expecting a 200 list of Users.
@@ -154,4 +155,85 @@ async fn list_users_returns_400_for_an_after_that_names_no_user() {
         let response = app.get(&format!("/users?after={after}"), &token).await;
         assert_problem(response, StatusCode::BAD_REQUEST).await;
     }
+}
+
+#[tokio::test]
+async fn a_trailing_slash_does_not_change_any_route() {
+    let app = TestServer::spawn().await;
+    let alice = app.register("alice", PASSWORD).await;
+    let bob = app.register("bob", PASSWORD).await;
+    let (alice_id, bob_id) = (id_of(&alice), id_of(&bob));
+
+    // Unauthenticated routes, and the token they give.
+    let body = json!({"username": "carol", "password": PASSWORD});
+    let carol = assert_json(
+        app.post("/auth/register/", None, &body).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(carol["username"], "carol");
+    let login = json!({"username": "alice", "password": PASSWORD});
+    let answer = assert_json(app.post("/auth/login/", None, &login).await, StatusCode::OK).await;
+    let token = str_of(&answer, "access_token");
+    for path in ["/healthz/", "/readyz/"] {
+        assert_json(app.get_anonymous(path).await, StatusCode::OK).await;
+    }
+
+    // `GET /users/` is `GET /users`, query string included.
+    assert_eq!(
+        ids(&list(&app, &token, "/users/").await),
+        ids(&list(&app, &token, "/users").await)
+    );
+    assert_eq!(list(&app, &token, "/users/?limit=1").await.len(), 1);
+
+    // Every chat route.
+    let chat = assert_json(
+        app.post("/chats/", Some(&token), &json!({"name": "team"}))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let chat = id_of(&chat);
+    let chats = assert_json(app.get("/chats/", &token).await, StatusCode::OK).await;
+    assert_eq!(chats[0]["id"], chat.as_str());
+    let members = format!("/chats/{chat}/members/");
+    let added = json!({"members": [bob_id]});
+    assert_json(
+        app.post(&members, Some(&token), &added).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let listed = assert_json(app.get(&members, &token).await, StatusCode::OK).await;
+    assert_eq!(listed[1]["userId"], bob_id.as_str());
+    let history = format!("/chats/{chat}/messages/");
+    assert_eq!(
+        assert_json(app.get(&history, &token).await, StatusCode::OK).await,
+        json!([])
+    );
+    assert_no_content(app.delete_with(&members, &token, &added).await).await;
+    let bob_token = app.login("bob", PASSWORD).await;
+    assert_json(
+        app.post(&members, Some(&token), &added).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_no_content(
+        app.delete(&format!("/chats/{chat}/members/me/"), &bob_token)
+            .await,
+    )
+    .await;
+    assert_no_content(app.delete(&format!("/chats/{chat}/"), &token).await).await;
+    assert_problem(app.get(&members, &token).await, StatusCode::NOT_FOUND).await;
+    assert_eq!(alice_id, answer_user(&app, &token).await);
+
+    // An unknown route stays unknown, with or without the slash.
+    for path in ["/nope/", "/users/x/"] {
+        assert_problem(app.get(path, &token).await, StatusCode::NOT_FOUND).await;
+    }
+}
+
+/// The id of the user `token` belongs to, found by creating a chat it owns.
+async fn answer_user(app: &TestServer, token: &str) -> String {
+    let chat = app.create_chat(token, "whoami", &[]).await;
+    str_of(&chat, "ownerId")
 }

@@ -5,7 +5,7 @@
 
 use std::any::Any;
 
-use app::AppError;
+use app::{AppError, UnknownMember};
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -91,16 +91,38 @@ impl ApiError {
                     message: invalid.message().to_owned(),
                 }]
             }
-            Self::App(AppError::UnknownUsers(unknown)) => unknown
-                .iter()
-                .map(|u| FieldProblem {
-                    field: format!("members[{}]", u.index),
-                    message: "no such user".to_owned(),
+            // Each unknown id once, by the id itself (the contract: "naming the unknown
+            // ids"), in the order the request gave them.
+            Self::App(AppError::UnknownUsers(unknown)) => unknown_ids(unknown)
+                .map(|id| FieldProblem {
+                    field: "members".to_owned(),
+                    message: format!("no such user: {id}"),
                 })
                 .collect(),
             _ => Vec::new(),
         }
     }
+
+    /// The problem's `detail`: the error's own sentence, naming the unknown ids when
+    /// there are some.
+    fn detail(&self) -> String {
+        match self {
+            Self::App(AppError::UnknownUsers(unknown)) if !unknown.is_empty() => {
+                let ids: Vec<String> = unknown_ids(unknown).map(|id| id.to_string()).collect();
+                format!("no such user: {}", ids.join(", "))
+            }
+            _ => self.to_string(),
+        }
+    }
+}
+
+/// The distinct ids of `unknown`, in the order first given.
+fn unknown_ids(unknown: &[UnknownMember]) -> impl Iterator<Item = domain::UserId> + '_ {
+    let mut seen = std::collections::HashSet::new();
+    unknown
+        .iter()
+        .map(|u| u.id)
+        .filter(move |id| seen.insert(*id))
 }
 
 impl IntoResponse for ApiError {
@@ -115,7 +137,7 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let status = self.status();
-        let mut response = problem(status, self.to_string(), self.field_errors());
+        let mut response = problem(status, self.detail(), self.field_errors());
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

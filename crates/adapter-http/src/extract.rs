@@ -71,20 +71,97 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        // JSON in another charset than UTF-8 would be misread: refused like any other
+        // media type.
         let content_type = request.headers().get(header::CONTENT_TYPE);
         if content_type.is_some_and(|ct| !is_utf8_json(ct.as_bytes())) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge
-                } else {
-                    ApiError::UnreadableBody
-                }
-            })?;
-        Ok(Self(bytes))
+        Ok(Self(read_body(request, state).await?))
+    }
+}
+
+/// What a request's `Content-Type` declares its body to be.
+enum MediaType {
+    /// `application/json` or `…+json`.
+    Json,
+    /// `application/x-www-form-urlencoded`.
+    Form,
+    /// Anything else.
+    Other,
+}
+
+/// The declared media type of the body, if any.
+fn media_type(request: &Request) -> Option<MediaType> {
+    let declared = request.headers().get(header::CONTENT_TYPE)?;
+    let essence = declared
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    Some(
+        if essence == "application/json" || essence.ends_with("+json") {
+            MediaType::Json
+        } else if essence == "application/x-www-form-urlencoded" {
+            MediaType::Form
+        } else {
+            MediaType::Other
+        },
+    )
+}
+
+/// Reads the whole body, within the body limit.
+async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::UnreadableBody
+            }
+        })
+}
+
+/// The body of `/auth/register` and `/auth/login`: JSON, or an HTML form
+/// (`application/x-www-form-urlencoded`), which the old API accepted there too.
+pub(crate) enum FormOrJsonBody {
+    /// A JSON body (or one without a `Content-Type`).
+    Json(JsonBody),
+    /// A form body.
+    Form(Bytes),
+}
+
+impl<S: Send + Sync> FromRequest<S> for FormOrJsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match media_type(&request) {
+            Some(MediaType::Form) => Ok(Self::Form(read_body(request, state).await?)),
+            _ => Ok(Self::Json(JsonBody::from_request(request, state).await?)),
+        }
+    }
+}
+
+impl FormOrJsonBody {
+    /// Parses the body into `T`, as strictly as `T`'s serde attributes say.
+    pub(crate) fn parse<T: DeserializeOwned>(&self) -> Result<T, InvalidInput> {
+        match self {
+            Self::Json(body) => body.parse(),
+            Self::Form(bytes) => serde_urlencoded::from_bytes(bytes)
+                .map_err(|err| InvalidInput::new("", format!("invalid request body: {err}"))),
+        }
+    }
+
+    /// Checks only that the body is well-formed (any form is).
+    pub(crate) fn check_well_formed(&self) -> Result<(), InvalidInput> {
+        match self {
+            Self::Json(body) => body.check_well_formed(),
+            Self::Form(_) => Ok(()),
+        }
     }
 }
 

@@ -256,7 +256,7 @@ async fn unknown_member_ids_are_named_by_their_position() {
     assert_problem(status, &headers, &body, StatusCode::BAD_REQUEST);
     assert_eq!(
         body["errors"],
-        json!([{ "field": "members[1]", "message": "no such user" }])
+        json!([{ "field": "members", "message": format!("no such user: {ghost}") }])
     );
 }
 

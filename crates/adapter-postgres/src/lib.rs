@@ -13,6 +13,7 @@
 //!
 //! [`StoreError`]: domain::StoreError
 
+mod bulk;
 mod chats;
 mod error;
 mod message_writer;
@@ -147,6 +148,17 @@ impl PostgresStore {
             self.pool.clone(),
             self.writer.clone(),
         ))
+    }
+
+    /// The store as the target of a bulk move (an import, or a move from the other
+    /// store).
+    pub fn bulk_sink(&self) -> Arc<dyn import::Sink> {
+        Arc::new(bulk::PgBulk::new(self.pool.clone()))
+    }
+
+    /// The store as the source of a bulk move to another store.
+    pub fn bulk_source(&self) -> Arc<dyn import::Source> {
+        Arc::new(bulk::PgBulk::new(self.pool.clone()))
     }
 
     /// The order of senders between every server process sharing this database (a

@@ -36,6 +36,7 @@
 //! Queries are checked at run time (`sqlx::query` with static SQL), so building needs no
 //! database. Rows are read into private row structs and validated into domain types.
 
+mod bulk;
 mod chats;
 mod error;
 mod message_writer;
@@ -272,6 +273,17 @@ impl SqliteStore {
             self.pools.clone(),
             self.writer.clone(),
         ))
+    }
+
+    /// The store as the target of a bulk move (an import, or a move from the other
+    /// store).
+    pub fn bulk_sink(&self) -> Arc<dyn import::Sink> {
+        Arc::new(bulk::SqliteBulk::new(self.pools.clone()))
+    }
+
+    /// The store as the source of a bulk move to another store.
+    pub fn bulk_source(&self) -> Arc<dyn import::Source> {
+        Arc::new(bulk::SqliteBulk::new(self.pools.clone()))
     }
 
     /// Stops the message writer (after it has stored the messages already queued),

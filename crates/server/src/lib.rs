@@ -2,8 +2,11 @@
 //! the adapters and serves them. `main` and the tests start the very same
 //! [`Application`].
 
+pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod moves;
+mod progress;
 mod serve;
 pub mod store;
 
@@ -19,6 +22,7 @@ use app::{App, Ports};
 use async_trait::async_trait;
 use domain::PasswordPolicy;
 use tokio::net::TcpListener;
+use tower_http::normalize_path::NormalizePath;
 
 pub use config::Config;
 
@@ -117,8 +121,16 @@ impl Application {
             closer.close_all().await;
         };
         // Each connection's TCP link goes with its requests: the sockets measure and,
-        // when a client stops reading, cut their own.
-        serve::serve(self.listener, self.router, self.idle_timeout, stopping).await?;
+        // when a client stops reading, cut their own. A trailing slash does not change
+        // a route (`/users/` is `/users`): the path is trimmed before the router sees
+        // it, since a layer on the router itself would only run once a route matched.
+        serve::serve(
+            self.listener,
+            NormalizePath::trim_trailing_slash(self.router),
+            self.idle_timeout,
+            stopping,
+        )
+        .await?;
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())

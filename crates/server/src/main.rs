@@ -1,14 +1,16 @@
-//! The `server` binary: parse configuration, set up logging, run the application.
+//! The `server` binary: parse the command line, set up logging, then serve (or run a
+//! bulk move, when a subcommand is given).
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use server::{Application, Config};
+use server::Application;
+use server::cli::Cli;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = Config::parse();
+    let Cli { config, command } = Cli::parse();
     let filter = EnvFilter::try_new(&config.rust_log).unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -17,11 +19,16 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
-    let started = async {
-        let application = Application::build(config).await?;
-        application.run_until_stopped().await
+    let done = async {
+        match command {
+            Some(command) => server::moves::run(command, &config).await,
+            None => {
+                let application = Application::build(config).await?;
+                application.run_until_stopped().await
+            }
+        }
     };
-    match started.await {
+    match done.await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             // One line, with its causes: "cannot reach the database at …: connection refused".

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use adapter_http::ProblemIo;
 use adapter_ws::link::{ConnLink, LinkedStream};
-use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -32,12 +31,22 @@ const SHEDDING_LOG_EVERY: Duration = Duration::from_secs(10);
 ///
 /// # Errors
 /// Never for a client's doing; only when the listener itself fails for good.
-pub async fn serve(
+pub async fn serve<S>(
     listener: TcpListener,
-    router: Router,
+    router: S,
     idle: Duration,
     shutdown: impl Future<Output = ()>,
-) -> io::Result<()> {
+) -> io::Result<()>
+where
+    S: tower::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = axum::response::Response,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())

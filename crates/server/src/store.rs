@@ -144,6 +144,22 @@ impl Store {
         }
     }
 
+    /// The store as the target of a bulk move.
+    pub fn bulk_sink(&self) -> Arc<dyn import::Sink> {
+        match self {
+            Self::Postgres(store) => store.bulk_sink(),
+            Self::Sqlite(store) => store.bulk_sink(),
+        }
+    }
+
+    /// The store as the source of a bulk move.
+    pub fn bulk_source(&self) -> Arc<dyn import::Source> {
+        match self {
+            Self::Postgres(store) => store.bulk_source(),
+            Self::Sqlite(store) => store.bulk_source(),
+        }
+    }
+
     /// The order of senders shared by every node of a cluster on this store.
     ///
     /// # Errors

@@ -8,12 +8,21 @@ use domain::{Password, Username};
 use serde::{Deserialize, Serialize};
 use wire::UserView;
 
-use crate::extract::JsonBody;
+use crate::extract::FormOrJsonBody;
 use crate::{ApiError, HttpState};
 
+/// The body of `/auth/register`: strict, like every body.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Credentials {
+    username: String,
+    password: String,
+}
+
+/// The body of `/auth/login`: fields it does not know (`rememberMe`) are ignored, as the
+/// old API ignored them.
+#[derive(Deserialize)]
+struct LoginCredentials {
     username: String,
     password: String,
 }
@@ -25,10 +34,10 @@ pub(crate) struct TokenResponse {
     expires_in: u64,
 }
 
-/// Registers a user: `201` with the user.
+/// Registers a user: `201` with the user. The body is JSON or an HTML form.
 pub(crate) async fn register(
     State(state): State<HttpState>,
-    body: JsonBody,
+    body: FormOrJsonBody,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     let Credentials { username, password } = body.parse().map_err(AppError::Invalid)?;
     let username = Username::parse(username).map_err(AppError::Invalid)?;
@@ -39,14 +48,14 @@ pub(crate) async fn register(
 }
 
 /// Logs in: `200` with a bearer token. Malformed JSON is `400`; every other failure,
-/// a body of the wrong shape included, is the same `401`.
+/// a body of the wrong shape included, is the same `401`. Unknown fields are ignored.
 pub(crate) async fn login(
     State(state): State<HttpState>,
-    body: JsonBody,
+    body: FormOrJsonBody,
 ) -> Result<Json<TokenResponse>, ApiError> {
     // Only malformed JSON is a 400: any other flaw is an unsuccessful login.
     body.check_well_formed().map_err(AppError::Invalid)?;
-    let credentials: Credentials = body.parse().map_err(|_| AppError::InvalidCredentials)?;
+    let credentials: LoginCredentials = body.parse().map_err(|_| AppError::InvalidCredentials)?;
     let token = state
         .app
         .auth
