@@ -64,6 +64,25 @@ function flood(sender, chatId, count, content) {
   );
 }
 
+/**
+ * Sends `count` messages with at most `window` unacknowledged at once; resolves with
+ * every ack, in order. The acks and the room's copies of 4 KB messages come back to this
+ * one Node process: sent all at once, they would arrive faster than it reads them, and
+ * its own sockets would be cut off as slow consumers (rightly).
+ */
+async function floodWindowed(sender, chatId, count, content, window = 32) {
+  const acks = new Array(count);
+  let next = 0;
+  const lane = async () => {
+    while (next < count) {
+      const i = next++;
+      acks[i] = await sender.timeout(120_000).emitWithAck('messages:create', { chatId, content: `${i} ${content}` });
+    }
+  };
+  await Promise.all(Array.from({ length: window }, lane));
+  return acks;
+}
+
 describe('flow control', () => {
   test('a burst of 2,000 messages:create sent without waiting reaches all 100 members in order, every one acked, nobody disconnected', async (t) => {
     const COUNT = 2000;
@@ -147,7 +166,7 @@ describe('flow control', () => {
     tcpOf(slow).pause();
     const COUNT = 5000;
     const heard = collect(fast, 'messages:new', COUNT, 120_000, 'fast reader');
-    const acks = await flood(sender, chat.id, COUNT, 'x'.repeat(4000));
+    const acks = await floodWindowed(sender, chat.id, COUNT, 'x'.repeat(4000));
     assert.deepEqual((await heard).map((m) => m.id), acks.map((a) => a.id), 'the fast reader heard everything');
 
     // Reading again, the slow reader gets what was already on its way, then the end.
@@ -178,7 +197,7 @@ describe('flow control', () => {
     slow.ws._socket.pause();
     const COUNT = 5000;
     const heard = collect(fast, 'messages:new', COUNT, 120_000, 'fast reader');
-    const acks = await flood(sender, chat.id, COUNT, 'x'.repeat(4000));
+    const acks = await floodWindowed(sender, chat.id, COUNT, 'x'.repeat(4000));
     assert.deepEqual((await heard).map((m) => m.id), acks.map((a) => a.id), 'the fast reader heard everything');
 
     slow.ws._socket.resume();
