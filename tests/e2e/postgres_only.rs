@@ -128,6 +128,16 @@ async fn a_frozen_or_stopped_database_is_answered_503_fast_and_recovered_from() 
         assert_problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
         assert!(elapsed < FAST, "{what}: GET /chats took {elapsed:?}");
 
+        // A `/ws` handshake checks its token against the database first: unavailable,
+        // not "internal error", so that a client retries instead of giving up.
+        let response = app.get("/ws", &alice).await;
+        assert!(
+            response.headers().contains_key("retry-after"),
+            "{what}: /ws {:?}",
+            response.headers()
+        );
+        assert_problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
+
         let started = Instant::now();
         let response = app.get_anonymous("/readyz").await;
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{what}");

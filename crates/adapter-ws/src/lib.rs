@@ -159,8 +159,8 @@ pub struct Endpoints {
 }
 
 impl Endpoints {
-    /// The whole service: `rest` with `GET /ws` beside it, behind Socket.IO, which
-    /// answers on `/socket.io/` and passes every other request through. Serve it over
+    /// The whole service: `rest` (which should hold [`Endpoints::ws_routes`]) behind
+    /// Socket.IO, which answers on `/socket.io/` and passes every other request through. Serve it over
     /// [`link::LinkedStream`]s with `ConnectInfo<`[`link::ConnLink`]`>` in each
     /// request, so that each socket knows its TCP link (without, Socket.IO's outgoing
     /// budget falls back to counting frames).
@@ -169,11 +169,17 @@ impl Endpoints {
         // separate engine with its own sessions, and `Router::layer` would call it once
         // per route, so a long-polling handshake and its next request could meet
         // different engines.
-        let socketio = tower::Layer::layer(&self.layer, rest.merge(self.router.clone()));
+        let socketio = tower::Layer::layer(&self.layer, rest);
         let transports = Arc::clone(&self.transports);
         Router::new().fallback_service(tower::ServiceExt::map_request(socketio, move |request| {
             socketio::prepare_request(&transports, request)
         }))
+    }
+
+    /// `GET /ws`, to serve beside the REST routes under their middleware (request ids,
+    /// tracing), so that its refusals look like every other answer.
+    pub fn ws_routes(&self) -> Router {
+        self.router.clone()
     }
 
     /// A handle that closes every socket at shutdown.

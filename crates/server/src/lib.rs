@@ -67,10 +67,11 @@ impl Application {
         }
         let sockets = rooms.endpoints(app.clone(), config.socket_budgets());
         let sockets_closer = sockets.closer();
+        // Pages beside the API, under its middleware: `/ws`, and the web client.
         let pages = if config.web_client {
-            web_client::router()
+            sockets.ws_routes().merge(web_client::router())
         } else {
-            axum::Router::new()
+            sockets.ws_routes()
         };
         let router = sockets.around(adapter_http::router_with(
             HttpState {
