@@ -3,13 +3,14 @@
 //! pinned npm packages, and Chromium with apt-get when `/usr/bin/chromium` is missing.
 //! `cargo xtask test` runs it once, in the PostgreSQL pass.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use tokio::process::Command;
 
 use crate::helpers::TestServer;
-use crate::realtime::install_js_suite;
+use crate::realtime::{install_js_suite, run_node_tests};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -53,28 +54,11 @@ async fn the_web_client_works_in_a_real_chromium() {
     let dir = root().join("tests/browser");
     install_js_suite(&dir).await;
     let app = TestServer::spawn().await;
-    let output = Command::new("node")
-        .args(["--test", "--test-concurrency=1", "--test-timeout=300000"])
-        .current_dir(&dir)
-        .env("SERVER_URL", &app.address)
-        .env("SCREENSHOT_DIR", screenshot_dir())
-        .env("CHROMIUM", CHROMIUM)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("running node --test");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    println!("{report}");
-    assert!(
-        output.status.success(),
-        "the browser suite failed:\n{report}"
-    );
-    assert!(
-        report.contains("# fail 0") && !report.contains("# pass 0"),
-        "the browser suite ran no tests or reported failures:\n{report}"
-    );
+    let screenshots = screenshot_dir();
+    let env: [(&str, &OsStr); 3] = [
+        ("SERVER_URL", app.address.as_ref()),
+        ("SCREENSHOT_DIR", screenshots.as_ref()),
+        ("CHROMIUM", CHROMIUM.as_ref()),
+    ];
+    run_node_tests(&dir, &["--test-timeout=300000"], &env, "the browser suite").await;
 }

@@ -2,6 +2,7 @@
 //! `tests/socketio` (wire compatibility), and raw-WebSocket tests of what a JavaScript
 //! client cannot easily show (a client that stops reading).
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -56,29 +57,35 @@ async fn run_js_suite(app: &TestServer, files: &[&str]) {
     static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     let dir = js_suite_dir();
     INSTALLED.get_or_init(|| install_js_suite(&dir)).await;
+    let env: [(&str, &OsStr); 2] = [
+        ("SERVER_URL", app.address.as_ref()),
+        ("JWT_SECRET", app.jwt_secret.as_ref()),
+    ];
+    run_node_tests(&dir, files, &env, "the socket.io-client suite").await;
+}
+
+/// Runs `node --test --test-concurrency=1 <args>` in `dir` with `env`, printing its
+/// report; fails unless every test ran and passed. `suite` names it in the failure.
+pub(crate) async fn run_node_tests(dir: &Path, args: &[&str], env: &[(&str, &OsStr)], suite: &str) {
     let output = Command::new("node")
         .args(["--test", "--test-concurrency=1"])
-        .args(files)
-        .current_dir(&dir)
-        .env("SERVER_URL", &app.address)
-        .env("JWT_SECRET", &app.jwt_secret)
+        .args(args)
+        .current_dir(dir)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .await
-        .expect("running node --test");
+        .expect("running node --test (Node.js 20+ is needed)");
     let report = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
     println!("{report}");
-    assert!(
-        output.status.success(),
-        "the socket.io-client suite failed:\n{report}"
-    );
+    assert!(output.status.success(), "{suite} failed:\n{report}");
     assert!(
         report.contains("# fail 0") && !report.contains("# pass 0"),
-        "the suite ran no tests or reported failures:\n{report}"
+        "{suite} ran no tests or reported failures:\n{report}"
     );
 }
 
