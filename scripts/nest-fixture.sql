@@ -11,31 +11,7 @@
   \set messages 1000000
 \endif
 
-create table "User" (
-    id          text primary key,
-    username    text not null unique,
-    password    text not null,
-    "createdAt" timestamp(3) not null default current_timestamp
-);
-create table "Chat" (
-    id          text primary key,
-    "ownerId"   text not null references "User" (id),
-    name        text not null,
-    "createdAt" timestamp(3) not null default current_timestamp
-);
-create table "ChatMember" (
-    "chatId"   text not null references "Chat" (id),
-    "userId"   text not null references "User" (id),
-    "joinedAt" timestamp(3) not null default current_timestamp,
-    primary key ("chatId", "userId")
-);
-create table "Message" (
-    id          text primary key,
-    "chatId"    text not null references "Chat" (id),
-    "senderId"  text not null references "User" (id),
-    content     text not null,
-    "createdAt" timestamp(3) not null default current_timestamp
-);
+\ir nest-schema.sql
 
 -- Any argon2id PHC string will do: nobody logs in during the measurement.
 insert into "User" (id, username, password, "createdAt")

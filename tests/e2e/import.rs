@@ -15,34 +15,7 @@ use crate::helpers::{TestServer, as_array, assert_json, assert_problem, id_of, s
 use crate::scratch::Scratch;
 
 /// The old API's tables, as Prisma made them (after its third migration).
-const NEST_DDL: &str = r#"
-create table "_prisma_migrations" (id varchar(36) primary key, migration_name varchar(255) not null);
-create table "User" (
-    id          text primary key,
-    username    text not null unique,
-    password    text not null,
-    "createdAt" timestamp(3) not null default current_timestamp
-);
-create table "Chat" (
-    id          text primary key,
-    "ownerId"   text not null references "User" (id),
-    name        text not null,
-    "createdAt" timestamp(3) not null default current_timestamp
-);
-create table "ChatMember" (
-    "chatId"   text not null references "Chat" (id),
-    "userId"   text not null references "User" (id),
-    "joinedAt" timestamp(3) not null default current_timestamp,
-    primary key ("chatId", "userId")
-);
-create table "Message" (
-    id          text primary key,
-    "chatId"    text not null references "Chat" (id),
-    "senderId"  text not null references "User" (id),
-    content     text not null,
-    "createdAt" timestamp(3) not null default current_timestamp
-);
-"#;
+const NEST_DDL: &str = include_str!("../../scripts/nest-schema.sql");
 
 /// The hash of users nobody logs in as (hashing at the old parameters costs 64 MiB).
 const UNUSED_HASH: &str = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
