@@ -283,9 +283,10 @@ impl Hub {
                     "closing a connection whose outgoing queue is over its budget (slow consumer)"
                 );
                 conn.close(CloseReason::Slow);
-            } else {
-                conn.close(CloseReason::Shutdown);
             }
+            // A connection that is already closed is only forgotten: closing it again
+            // would give it a reason it did not close for (a `/ws` client's own close
+            // must be echoed, not answered with "shutting down").
         }
     }
 
