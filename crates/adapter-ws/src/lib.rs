@@ -1,9 +1,9 @@
 //! The real-time adapter: the Socket.IO endpoint (`/socket.io/`) and the plain
 //! WebSocket endpoint (`/ws`), sharing one set of chat rooms, and the domain's
-//! [`Notifier`] that announces stored changes to them.
+//! [`RoomEvents`] port delivered into them.
 //!
 //! Build order: [`Rooms::local`] first (optionally
-//! [`Rooms::delivering_through`] a cluster's delivery), its [`Rooms::notifier`] into the
+//! [`Rooms::delivering_through`] a cluster's delivery), its [`Rooms::events`] into the
 //! use cases, then [`Rooms::endpoints`] with the built `App`.
 
 mod audit;
@@ -21,12 +21,12 @@ use std::sync::Arc;
 use app::App;
 use axum::Router;
 use axum::routing::get;
-use domain::ports::Notifier;
+use domain::ports::RoomEvents;
 use socketioxide::SocketIo;
 use socketioxide::layer::SocketIoLayer;
 
 pub use audit::RoomAudit;
-pub use delivery::{Delivery, LocalDelivery, RealtimeNotifier, RoomEvent};
+pub use delivery::LocalDelivery;
 pub use frame::Frame;
 pub use hub::{CloseReason, ConnId, Connection, Hub, Undeliverable};
 
@@ -81,7 +81,7 @@ pub(crate) struct Realtime {
 pub struct Rooms {
     hub: Arc<Hub>,
     local: Arc<LocalDelivery>,
-    delivery: Arc<dyn Delivery>,
+    delivery: Arc<dyn RoomEvents>,
 }
 
 impl Rooms {
@@ -103,16 +103,17 @@ impl Rooms {
         Arc::clone(&self.local)
     }
 
-    /// The same rooms, with stored changes announced through `delivery` instead (for
-    /// example to every node of a cluster). Call before [`Rooms::notifier`].
+    /// The same rooms, with room events published through `delivery` instead (for
+    /// example to every node of a cluster, which applies them here through
+    /// [`Rooms::local_delivery`]). Call before [`Rooms::events`].
     #[must_use]
-    pub fn delivering_through(self, delivery: Arc<dyn Delivery>) -> Self {
+    pub fn delivering_through(self, delivery: Arc<dyn RoomEvents>) -> Self {
         Self { delivery, ..self }
     }
 
-    /// The notifier to give the use cases.
-    pub fn notifier(&self) -> Arc<dyn Notifier> {
-        Arc::new(RealtimeNotifier::new(Arc::clone(&self.delivery)))
+    /// The room-event port to give the use cases.
+    pub fn events(&self) -> Arc<dyn RoomEvents> {
+        Arc::clone(&self.delivery)
     }
 
     /// The check of this node's rooms against the database over `app` (for a cluster

@@ -242,7 +242,7 @@ async fn run(socket: WebSocket, realtime: Realtime, token: VerifiedToken) {
                 Ok(success) => success
                     .event
                     .map_or(Ok(()), |event| {
-                        Frame::new(event.name(), &*success.payload)
+                        Frame::new(event, &*success.payload)
                             .map_or(Ok(()), |reply| conn.send(reply.ws_text()))
                     })
                     .and_then(|()| {
@@ -313,7 +313,7 @@ fn reply_failure(
     ack: Option<i64>,
     exception: &Exception,
 ) -> Result<(), Undeliverable> {
-    if let Ok(frame) = Frame::new(ToClient::Exception.name(), &exception.payload()) {
+    if let Ok(frame) = Frame::new(ToClient::Exception, &exception.payload()) {
         conn.send(frame.ws_text())?;
     }
     ack.map_or(Ok(()), |ack| send_ack(conn, ack, &exception.ack()))

@@ -3,28 +3,21 @@
 
 use std::sync::Arc;
 
-use domain::ports::{ChatRepository, Notifier, UserRepository};
-use domain::{Chat, ChatId, ChatMember, ChatName, MemberIds, Removal, StoreError, UserId};
+use domain::ports::{ChatRepository, RoomEvents, UserRepository};
+use domain::{
+    Chat, ChatId, ChatMember, ChatName, MemberIds, Removal, RoomEvent, StoreError, UserId,
+};
 use tracing::instrument;
 
 use crate::access::{chat_for_member, chat_for_owner};
 use crate::{AppError, Input, UnknownMember};
-
-/// Who must leave a chat's room (see [`ChatService::departed_from_room`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Departed {
-    /// The chat no longer exists: the whole room goes.
-    ChatGone,
-    /// These users are no longer members (possibly none).
-    Users(Vec<UserId>),
-}
 
 /// Use cases of chats and their membership.
 #[derive(Clone)]
 pub struct ChatService {
     chats: Arc<dyn ChatRepository>,
     users: Arc<dyn UserRepository>,
-    notifier: Arc<dyn Notifier>,
+    rooms: Arc<dyn RoomEvents>,
 }
 
 impl ChatService {
@@ -32,12 +25,12 @@ impl ChatService {
     pub fn new(
         chats: Arc<dyn ChatRepository>,
         users: Arc<dyn UserRepository>,
-        notifier: Arc<dyn Notifier>,
+        rooms: Arc<dyn RoomEvents>,
     ) -> Self {
         Self {
             chats,
             users,
-            notifier,
+            rooms,
         }
     }
 
@@ -113,7 +106,12 @@ impl ChatService {
             other => other?,
         };
         if !added.is_empty() {
-            self.notifier.members_added(chat_id, &added).await;
+            self.rooms
+                .publish(RoomEvent::MembersAdded {
+                    chat: chat_id,
+                    users: added.clone(),
+                })
+                .await;
         }
         Ok(added.len())
     }
@@ -183,42 +181,32 @@ impl ChatService {
         }
     }
 
-    /// Who of `present` (the users with a socket in `chat`'s room on this node) must
-    /// leave that room because the database says they are no longer in the chat. A
-    /// cluster node that could not hear the other nodes for a while (its broker was
-    /// away) may have missed their removals and deletions; this is how it catches up.
+    /// The ids of a chat's members, or `None` when the chat does not exist: what
+    /// rooms are checked against (a cluster node that missed room events while its
+    /// broker was away corrects its rooms with it).
     ///
     /// # Errors
-    /// [`AppError::Internal`] when the store is unavailable.
-    #[instrument(skip_all, fields(chat_id = %chat_id, present = present.len()))]
-    pub async fn departed_from_room(
+    /// [`AppError::Unavailable`] or [`AppError::Internal`] when the store fails.
+    #[instrument(skip_all, fields(chat_id = %chat_id))]
+    pub async fn member_ids(
         &self,
         chat_id: ChatId,
-        present: &[UserId],
-    ) -> Result<Departed, AppError> {
+    ) -> Result<Option<std::collections::HashSet<UserId>>, AppError> {
         if self.chats.find(chat_id).await?.is_none() {
-            return Ok(Departed::ChatGone);
+            return Ok(None);
         }
-        let members: std::collections::HashSet<UserId> = self
-            .chats
-            .members(chat_id)
-            .await?
-            .into_iter()
-            .map(|member| member.user_id)
-            .collect();
-        Ok(Departed::Users(
-            present
-                .iter()
-                .copied()
-                .filter(|user| !members.contains(user))
-                .collect(),
+        let members = self.chats.members(chat_id).await?;
+        Ok(Some(
+            members.into_iter().map(|member| member.user_id).collect(),
         ))
     }
 
     async fn delete(&self, chat_id: ChatId) -> Result<(), AppError> {
         if self.chats.delete(chat_id).await? {
             tracing::info!(chat_id = %chat_id, "chat deleted");
-            self.notifier.chat_deleted(chat_id).await;
+            self.rooms
+                .publish(RoomEvent::ChatDeleted { chat: chat_id })
+                .await;
         }
         Ok(())
     }
@@ -226,7 +214,12 @@ impl ChatService {
     async fn remove(&self, chat_id: ChatId, ids: &[UserId]) -> Result<(), AppError> {
         let removed = self.chats.remove_members(chat_id, ids).await?;
         if !removed.is_empty() {
-            self.notifier.members_removed(chat_id, &removed).await;
+            self.rooms
+                .publish(RoomEvent::MembersRemoved {
+                    chat: chat_id,
+                    users: removed,
+                })
+                .await;
         }
         Ok(())
     }
@@ -268,7 +261,7 @@ fn unknown_members(members: &MemberIds, missing: &[UserId]) -> AppError {
 mod tests {
     use std::sync::Arc;
 
-    use domain::ports::{MockChatRepository, MockNotifier, MockUserRepository};
+    use domain::ports::{MockChatRepository, MockRoomEvents, MockUserRepository};
     use domain::{InvalidInput, StoreError};
     use mockall::predicate::eq;
 
@@ -298,16 +291,16 @@ mod tests {
         service(
             chats_with_chat_1(),
             MockUserRepository::new(),
-            MockNotifier::new(),
+            MockRoomEvents::new(),
         )
     }
 
     fn service(
         chats: MockChatRepository,
         users: MockUserRepository,
-        notifier: MockNotifier,
+        rooms: MockRoomEvents,
     ) -> ChatService {
-        ChatService::new(Arc::new(chats), Arc::new(users), Arc::new(notifier))
+        ChatService::new(Arc::new(chats), Arc::new(users), Arc::new(rooms))
     }
 
     fn members(ids: &[u128]) -> MemberIds {
@@ -329,7 +322,7 @@ mod tests {
                     && members == [user_id(2), user_id(3)]
             })
             .returning(|_, _, _| Ok(chat(1, 1)));
-        let svc = service(chats, all_users_exist(), MockNotifier::new());
+        let svc = service(chats, all_users_exist(), MockRoomEvents::new());
 
         let created = svc
             .create_chat(
@@ -349,7 +342,7 @@ mod tests {
             .expect_create()
             .withf(|_, _, members| members.is_empty())
             .returning(|_, _, _| Ok(chat(1, 1)));
-        let svc = service(chats, MockUserRepository::new(), MockNotifier::new());
+        let svc = service(chats, MockUserRepository::new(), MockRoomEvents::new());
         assert!(
             svc.create_chat(user_id(1), ChatName::parse("x").unwrap(), None)
                 .await
@@ -361,7 +354,7 @@ mod tests {
     async fn create_chat_with_an_unknown_member_names_it_and_stores_nothing() {
         let mut users = MockUserRepository::new();
         users.expect_missing().returning(|_| Ok(vec![user_id(9)]));
-        let svc = service(MockChatRepository::new(), users, MockNotifier::new());
+        let svc = service(MockChatRepository::new(), users, MockRoomEvents::new());
 
         let err = svc
             .create_chat(
@@ -397,7 +390,7 @@ mod tests {
         chats
             .expect_create()
             .returning(|_, _, _| Err(StoreError::UnknownUser));
-        let svc = service(chats, users, MockNotifier::new());
+        let svc = service(chats, users, MockRoomEvents::new());
 
         let err = svc
             .create_chat(
@@ -437,7 +430,7 @@ mod tests {
             .expect_members()
             .with(eq(chat_id(1)))
             .returning(|_| Ok(Vec::new()));
-        let svc = service(chats, MockUserRepository::new(), MockNotifier::new());
+        let svc = service(chats, MockUserRepository::new(), MockRoomEvents::new());
         assert!(svc.list_members(user_id(2), chat_id(1)).await.is_ok());
     }
 
@@ -475,7 +468,7 @@ mod tests {
     async fn adding_an_unknown_user_names_it_and_adds_no_one() {
         let mut users = MockUserRepository::new();
         users.expect_missing().returning(|_| Ok(vec![user_id(8)]));
-        let svc = service(chats_with_chat_1(), users, MockNotifier::new());
+        let svc = service(chats_with_chat_1(), users, MockRoomEvents::new());
         let err = svc
             .add_members(user_id(1), chat_id(1), Ok(members(&[3, 8])))
             .await
@@ -492,13 +485,16 @@ mod tests {
             .expect_add_members()
             .withf(|_, users| users == [user_id(2), user_id(3)])
             .returning(|_, _| Ok(vec![user_id(3)]));
-        let mut notifier = MockNotifier::new();
-        notifier
-            .expect_members_added()
-            .withf(|chat, users| *chat == chat_id(1) && users == [user_id(3)])
+        let mut rooms = MockRoomEvents::new();
+        rooms
+            .expect_publish()
+            .withf(|event| {
+                matches!(event, RoomEvent::MembersAdded { chat, users }
+                    if *chat == chat_id(1) && users == &[user_id(3)])
+            })
             .times(1)
             .return_const(());
-        let svc = service(chats, all_users_exist(), notifier);
+        let svc = service(chats, all_users_exist(), rooms);
 
         assert_eq!(
             svc.add_members(user_id(1), chat_id(1), Ok(members(&[2, 3, 3])))
@@ -512,7 +508,7 @@ mod tests {
     async fn adding_only_existing_members_announces_nothing() {
         let mut chats = chats_with_chat_1();
         chats.expect_add_members().returning(|_, _| Ok(Vec::new()));
-        let svc = service(chats, all_users_exist(), MockNotifier::new());
+        let svc = service(chats, all_users_exist(), MockRoomEvents::new());
         assert_eq!(
             svc.add_members(user_id(1), chat_id(1), Ok(members(&[2])))
                 .await
@@ -550,7 +546,7 @@ mod tests {
     async fn removing_an_unknown_user_names_it() {
         let mut users = MockUserRepository::new();
         users.expect_missing().returning(|_| Ok(vec![user_id(9)]));
-        let svc = service(chats_with_chat_1(), users, MockNotifier::new());
+        let svc = service(chats_with_chat_1(), users, MockRoomEvents::new());
         let err = svc
             .remove_members(user_id(1), chat_id(1), Ok(members(&[9])))
             .await
@@ -565,13 +561,16 @@ mod tests {
             .expect_remove_members()
             .withf(|chat, users| *chat == chat_id(1) && users == [user_id(2), user_id(3)])
             .returning(|_, _| Ok(vec![user_id(2)]));
-        let mut notifier = MockNotifier::new();
-        notifier
-            .expect_members_removed()
-            .withf(|_, users| users == [user_id(2)])
+        let mut rooms = MockRoomEvents::new();
+        rooms
+            .expect_publish()
+            .withf(|event| {
+                matches!(event, RoomEvent::MembersRemoved { chat, users }
+                    if *chat == chat_id(1) && users == &[user_id(2)])
+            })
             .times(1)
             .return_const(());
-        let svc = service(chats, all_users_exist(), notifier);
+        let svc = service(chats, all_users_exist(), rooms);
         svc.remove_members(user_id(1), chat_id(1), Ok(members(&[2, 3])))
             .await
             .unwrap();
@@ -586,13 +585,13 @@ mod tests {
             .times(1)
             .returning(|_| Ok(true));
         chats.expect_remove_members().never();
-        let mut notifier = MockNotifier::new();
-        notifier
-            .expect_chat_deleted()
-            .with(eq(chat_id(1)))
+        let mut rooms = MockRoomEvents::new();
+        rooms
+            .expect_publish()
+            .with(eq(RoomEvent::ChatDeleted { chat: chat_id(1) }))
             .times(1)
             .return_const(());
-        let svc = service(chats, all_users_exist(), notifier);
+        let svc = service(chats, all_users_exist(), rooms);
         svc.remove_members(user_id(1), chat_id(1), Ok(members(&[2, 1])))
             .await
             .unwrap();
@@ -618,13 +617,16 @@ mod tests {
             .expect_remove_members()
             .withf(|_, users| users == [user_id(2)])
             .returning(|_, _| Ok(vec![user_id(2)]));
-        let mut notifier = MockNotifier::new();
-        notifier
-            .expect_members_removed()
-            .withf(|_, users| users == [user_id(2)])
+        let mut rooms = MockRoomEvents::new();
+        rooms
+            .expect_publish()
+            .withf(|event| {
+                matches!(event, RoomEvent::MembersRemoved { chat, users }
+                    if *chat == chat_id(1) && users == &[user_id(2)])
+            })
             .times(1)
             .return_const(());
-        let svc = service(chats, MockUserRepository::new(), notifier);
+        let svc = service(chats, MockUserRepository::new(), rooms);
         svc.leave_chat(user_id(2), chat_id(1)).await.unwrap();
     }
 
@@ -632,9 +634,13 @@ mod tests {
     async fn the_owner_leaving_deletes_the_chat() {
         let mut chats = chats_with_chat_1();
         chats.expect_delete().times(1).returning(|_| Ok(true));
-        let mut notifier = MockNotifier::new();
-        notifier.expect_chat_deleted().times(1).return_const(());
-        let svc = service(chats, MockUserRepository::new(), notifier);
+        let mut rooms = MockRoomEvents::new();
+        rooms
+            .expect_publish()
+            .with(eq(RoomEvent::ChatDeleted { chat: chat_id(1) }))
+            .times(1)
+            .return_const(());
+        let svc = service(chats, MockUserRepository::new(), rooms);
         svc.leave_chat(user_id(1), chat_id(1)).await.unwrap();
     }
 
@@ -655,13 +661,13 @@ mod tests {
     async fn the_owner_deletes_the_chat_and_its_room_is_told() {
         let mut chats = chats_with_chat_1();
         chats.expect_delete().times(1).returning(|_| Ok(true));
-        let mut notifier = MockNotifier::new();
-        notifier
-            .expect_chat_deleted()
-            .with(eq(chat_id(1)))
+        let mut rooms = MockRoomEvents::new();
+        rooms
+            .expect_publish()
+            .with(eq(RoomEvent::ChatDeleted { chat: chat_id(1) }))
             .times(1)
             .return_const(());
-        let svc = service(chats, MockUserRepository::new(), notifier);
+        let svc = service(chats, MockUserRepository::new(), rooms);
         svc.delete_chat(user_id(1), chat_id(1)).await.unwrap();
     }
 
@@ -669,7 +675,7 @@ mod tests {
     async fn a_chat_deleted_concurrently_is_not_announced_twice() {
         let mut chats = chats_with_chat_1();
         chats.expect_delete().returning(|_| Ok(false));
-        let svc = service(chats, MockUserRepository::new(), MockNotifier::new());
+        let svc = service(chats, MockUserRepository::new(), MockRoomEvents::new());
         svc.delete_chat(user_id(1), chat_id(1)).await.unwrap();
     }
 
@@ -679,7 +685,7 @@ mod tests {
         chats
             .expect_not_member_of()
             .returning(|_, ids| Ok(ids.iter().copied().filter(|id| *id != chat_id(1)).collect()));
-        let svc = service(chats, MockUserRepository::new(), MockNotifier::new());
+        let svc = service(chats, MockUserRepository::new(), MockRoomEvents::new());
         assert!(svc.authorize_rooms(user_id(2), &[chat_id(1)]).await.is_ok());
         assert!(matches!(
             svc.authorize_rooms(user_id(2), &[chat_id(1), chat_id(2)])
@@ -694,7 +700,7 @@ mod tests {
         chats
             .expect_list_for_member()
             .returning(|_| Err(StoreError::unavailable(std::io::Error::other("down"))));
-        let svc = service(chats, MockUserRepository::new(), MockNotifier::new());
+        let svc = service(chats, MockUserRepository::new(), MockRoomEvents::new());
         assert!(matches!(
             svc.list_chats(user_id(1)).await,
             Err(AppError::Internal(_))
@@ -702,7 +708,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn those_in_a_room_but_no_longer_in_the_chat_have_departed() {
+    async fn a_room_is_checked_against_the_chat_s_member_ids() {
         let mut chats = chats_with_chat_1();
         chats.expect_members().returning(|_| {
             Ok([1, 2]
@@ -713,22 +719,12 @@ mod tests {
                 })
                 .to_vec())
         });
-        let svc = service(chats, MockUserRepository::new(), MockNotifier::new());
+        let svc = service(chats, MockUserRepository::new(), MockRoomEvents::new());
         assert_eq!(
-            svc.departed_from_room(
-                chat_id(1),
-                &[user_id(1), user_id(3), user_id(2), user_id(4)]
-            )
-            .await
-            .unwrap(),
-            Departed::Users(vec![user_id(3), user_id(4)])
+            svc.member_ids(chat_id(1)).await.unwrap(),
+            Some([user_id(1), user_id(2)].into_iter().collect())
         );
-        // A deleted chat: the whole room goes, without a member lookup.
-        assert_eq!(
-            svc.departed_from_room(chat_id(9), &[user_id(1)])
-                .await
-                .unwrap(),
-            Departed::ChatGone
-        );
+        // A deleted chat has no members to look up.
+        assert_eq!(svc.member_ids(chat_id(9)).await.unwrap(), None);
     }
 }
