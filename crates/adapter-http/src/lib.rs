@@ -22,6 +22,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
+pub use extract::bearer_token;
 pub use limits::RequestLimits;
 pub use parse_errors::ProblemIo;
 

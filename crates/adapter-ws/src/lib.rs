@@ -10,8 +10,10 @@ mod audit;
 mod delivery;
 mod events;
 mod frame;
+mod handshake;
 mod hub;
 pub mod link;
+mod reply;
 mod session;
 mod socketio;
 mod ws;
@@ -207,19 +209,6 @@ impl SocketCloser {
     }
 }
 
-/// The token of an `Authorization: Bearer` header (the scheme is case-insensitive).
-pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
-    let value = headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
-}
-
 /// How often sockets whose token expired are looked for: a socket outlives its token
 /// by less than this.
 const EXPIRY_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
@@ -235,29 +224,5 @@ async fn close_expired_sockets(hub: std::sync::Weak<Hub>) {
         if closed > 0 {
             tracing::info!(closed, "closed sockets whose access token expired");
         }
-    }
-}
-
-/// The `token` query parameter, percent-decoded.
-pub(crate) fn token_from_query(query: Option<&str>) -> Option<String> {
-    form_urlencoded::parse(query?.as_bytes())
-        .find(|(name, _)| name == "token")
-        .map(|(_, value)| value.into_owned())
-        .filter(|token| !token.is_empty())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::token_from_query;
-
-    #[test]
-    fn the_token_query_parameter_is_found_and_decoded() {
-        assert_eq!(
-            token_from_query(Some("EIO=4&token=a%2Eb.c&transport=websocket")).as_deref(),
-            Some("a.b.c")
-        );
-        assert_eq!(token_from_query(Some("EIO=4&token=")), None);
-        assert_eq!(token_from_query(Some("EIO=4")), None);
-        assert_eq!(token_from_query(None), None);
     }
 }

@@ -5,12 +5,27 @@ use std::sync::Arc;
 
 use domain::ports::{ChatRepository, RoomEvents, UserRepository};
 use domain::{
-    Chat, ChatId, ChatMember, ChatName, MemberIds, Removal, RoomEvent, StoreError, UserId,
+    Chat, ChatId, ChatIds, ChatMember, ChatName, InvalidInput, MemberIds, Removal, RoomEvent,
+    StoreError, UserId,
 };
 use tracing::instrument;
 
 use crate::access::{chat_for_member, chat_for_owner};
 use crate::{AppError, Input, UnknownMember};
+
+/// How often [`ChatService::join_rooms`] checks again when removals race with it.
+const JOIN_ATTEMPTS: usize = 5;
+
+/// One connection's seats in the chat rooms of the real-time adapter, as
+/// [`ChatService::join_rooms`] needs them.
+pub trait RoomSeats: Send + Sync {
+    /// A mark of the rooms' state, taken before membership is checked.
+    fn mark(&self) -> u64;
+
+    /// Joins the rooms of `chats`, unless a member was removed or a chat deleted
+    /// anywhere since `mark` (then nothing is joined); returns whether it joined.
+    fn join_unless_changed(&self, chats: &[ChatId], mark: u64) -> bool;
+}
 
 /// Use cases of chats and their membership.
 #[derive(Clone)]
@@ -162,18 +177,34 @@ impl ChatService {
         self.delete(chat_id).await
     }
 
-    /// Checks that the caller may join the rooms of all `chat_ids` (a socket's
-    /// `chats:connect`): all or nothing.
+    /// Puts a connection of the caller in the rooms of all `chats` (a socket's
+    /// `chats:connect`), all or nothing, if the caller is a member of each. A removal
+    /// that lands between the check and the join would otherwise let a removed member
+    /// in: the join then fails and the check is made again.
     ///
     /// # Errors
     /// [`AppError::NotMember`] when the caller is not a member of one of them (or it
-    /// does not exist: a socket learns nothing about chats it is not in).
-    #[instrument(skip_all, fields(caller = %caller, chats = chat_ids.len()))]
-    pub async fn authorize_rooms(
+    /// does not exist: a socket learns nothing about chats it is not in);
+    /// [`AppError::Invalid`] when membership kept changing through every attempt.
+    #[instrument(skip_all, fields(caller = %caller, chats = chats.as_slice().len()))]
+    pub async fn join_rooms(
         &self,
         caller: UserId,
-        chat_ids: &[ChatId],
+        chats: &ChatIds,
+        seats: &dyn RoomSeats,
     ) -> Result<(), AppError> {
+        for _ in 0..JOIN_ATTEMPTS {
+            let mark = seats.mark();
+            self.authorize_rooms(caller, chats.as_slice()).await?;
+            if seats.join_unless_changed(chats.as_slice(), mark) {
+                return Ok(());
+            }
+        }
+        Err(InvalidInput::new("chatIds", "membership changed while joining; try again").into())
+    }
+
+    /// Whether the caller is a member of every one of `chat_ids`.
+    async fn authorize_rooms(&self, caller: UserId, chat_ids: &[ChatId]) -> Result<(), AppError> {
         if self.chats.not_member_of(caller, chat_ids).await?.is_empty() {
             Ok(())
         } else {
@@ -679,19 +710,96 @@ mod tests {
         svc.delete_chat(user_id(1), chat_id(1)).await.unwrap();
     }
 
-    #[tokio::test]
-    async fn joining_rooms_is_all_or_nothing() {
+    /// Rooms whose state changes `changes` times before a join can succeed.
+    struct Seats {
+        changes: std::sync::atomic::AtomicUsize,
+        joined: std::sync::Mutex<Vec<ChatId>>,
+    }
+
+    impl Seats {
+        fn changing(times: usize) -> Self {
+            Self {
+                changes: times.into(),
+                joined: std::sync::Mutex::default(),
+            }
+        }
+    }
+
+    impl RoomSeats for Seats {
+        fn mark(&self) -> u64 {
+            0
+        }
+        fn join_unless_changed(&self, chats: &[ChatId], _mark: u64) -> bool {
+            use std::sync::atomic::Ordering;
+            let left = self.changes.load(Ordering::SeqCst);
+            if left > 0 {
+                self.changes.store(left - 1, Ordering::SeqCst);
+                return false;
+            }
+            self.joined.lock().unwrap().extend_from_slice(chats);
+            true
+        }
+    }
+
+    fn chat_ids(ns: &[u128]) -> ChatIds {
+        let raw: Vec<String> = ns.iter().map(|n| chat_id(*n).to_string()).collect();
+        ChatIds::parse(&raw).unwrap()
+    }
+
+    fn member_of_chat_1_only() -> MockChatRepository {
         let mut chats = MockChatRepository::new();
         chats
             .expect_not_member_of()
             .returning(|_, ids| Ok(ids.iter().copied().filter(|id| *id != chat_id(1)).collect()));
-        let svc = service(chats, MockUserRepository::new(), MockRoomEvents::new());
-        assert!(svc.authorize_rooms(user_id(2), &[chat_id(1)]).await.is_ok());
+        chats
+    }
+
+    #[tokio::test]
+    async fn joining_rooms_is_all_or_nothing() {
+        let svc = service(
+            member_of_chat_1_only(),
+            MockUserRepository::new(),
+            MockRoomEvents::new(),
+        );
+        let seats = Seats::changing(0);
         assert!(matches!(
-            svc.authorize_rooms(user_id(2), &[chat_id(1), chat_id(2)])
-                .await,
+            svc.join_rooms(user_id(2), &chat_ids(&[1, 2]), &seats).await,
             Err(AppError::NotMember)
         ));
+        assert!(seats.joined.lock().unwrap().is_empty());
+        svc.join_rooms(user_id(2), &chat_ids(&[1]), &seats)
+            .await
+            .unwrap();
+        assert_eq!(*seats.joined.lock().unwrap(), [chat_id(1)]);
+    }
+
+    #[tokio::test]
+    async fn a_join_that_races_a_removal_checks_membership_again() {
+        let mut chats = MockChatRepository::new();
+        chats
+            .expect_not_member_of()
+            .times(3)
+            .returning(|_, _| Ok(Vec::new()));
+        let svc = service(chats, MockUserRepository::new(), MockRoomEvents::new());
+        let seats = Seats::changing(2);
+        svc.join_rooms(user_id(2), &chat_ids(&[1]), &seats)
+            .await
+            .unwrap();
+        assert_eq!(*seats.joined.lock().unwrap(), [chat_id(1)]);
+
+        // Membership that never settles is a clear error, not an endless loop.
+        let svc = service(
+            member_of_chat_1_only(),
+            MockUserRepository::new(),
+            MockRoomEvents::new(),
+        );
+        let seats = Seats::changing(usize::MAX);
+        let err = svc
+            .join_rooms(user_id(2), &chat_ids(&[1]), &seats)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AppError::Invalid(ref invalid) if invalid.field() == "chatIds"));
+        assert!(seats.joined.lock().unwrap().is_empty());
     }
 
     #[tokio::test]

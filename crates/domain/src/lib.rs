@@ -15,7 +15,7 @@ pub mod ports;
 pub mod room;
 pub mod user;
 
-pub use chat::{Chat, ChatMember, ChatName, MemberIds, Removal};
+pub use chat::{Chat, ChatIds, ChatMember, ChatName, MemberIds, Removal};
 pub use error::{InvalidInput, StoreError};
 pub use ids::{ChatId, MessageId, UserId};
 pub use message::{ClientMsgId, Message, MessageContent, NewMessage};
