@@ -48,6 +48,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use app::ports::MessageQueue;
 use domain::StoreError;
 use domain::ports::{ChatRepository, MessageRepository, UserRepository};
 use sqlx::migrate::Migrator;
@@ -273,6 +274,11 @@ impl SqliteStore {
             self.pools.clone(),
             self.writer.clone(),
         ))
+    }
+
+    /// New messages queued for this store's writer (several in flight at once).
+    pub fn message_queue(&self) -> Arc<dyn MessageQueue> {
+        Arc::new(self.writer.clone())
     }
 
     /// The store as the target of a bulk move (an import, or a move from the other

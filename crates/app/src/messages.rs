@@ -2,9 +2,7 @@
 
 use std::sync::Arc;
 
-use domain::ports::{
-    ChatRepository, ChatTurn, MessageRepository, Notifier, QueuedMessage, SendOrder,
-};
+use domain::ports::{ChatRepository, MessageRepository, Notifier};
 use domain::{
     ChatId, ClientMsgId, HistoryPage, InvalidInput, Message, MessageContent, NewMessage,
     StoreError, UserId,
@@ -13,6 +11,7 @@ use tracing::instrument;
 
 use crate::access::chat_for_member;
 use crate::ordering::{ChatLanes, Ticket};
+use crate::ports::{ChatTurn, MessageQueue, QueuedMessage, SendOrder};
 use crate::{AppError, Input};
 
 /// What a sender writes: the text and an optional idempotency key.
@@ -29,23 +28,27 @@ pub struct Draft {
 pub struct MessageService {
     chats: Arc<dyn ChatRepository>,
     messages: Arc<dyn MessageRepository>,
+    queue: Arc<dyn MessageQueue>,
     notifier: Arc<dyn Notifier>,
     lanes: Arc<ChatLanes>,
     send_order: Arc<dyn SendOrder>,
 }
 
 impl MessageService {
-    /// Builds the service over its ports. `send_order` orders senders between
-    /// processes ([`domain::ports::SingleProcess`] for a server that runs alone).
+    /// Builds the service over its ports: `messages` reads history, `queue` stores new
+    /// messages. `send_order` orders senders between processes
+    /// ([`SingleProcess`](crate::ports::SingleProcess) for a server that runs alone).
     pub fn new(
         chats: Arc<dyn ChatRepository>,
         messages: Arc<dyn MessageRepository>,
+        queue: Arc<dyn MessageQueue>,
         notifier: Arc<dyn Notifier>,
         send_order: Arc<dyn SendOrder>,
     ) -> Self {
         Self {
             chats,
             messages,
+            queue,
             notifier,
             lanes: Arc::default(),
             send_order,
@@ -111,7 +114,7 @@ impl MessageService {
         // it one at a time) is held until the message is announced.
         let place = self.lanes.join(chat_id).await;
         let shared_turn = self.send_order.turn(chat_id).await?;
-        let queued = self.messages.enqueue(&new).await?;
+        let queued = self.queue.enqueue(&new).await?;
         Ok(QueuedSend {
             queued,
             ticket: place.queued(),
@@ -206,10 +209,7 @@ mod tests {
 
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-    use domain::ports::{
-        ChatTurn, MockChatRepository, MockMessageRepository, MockNotifier, MockSendOrder,
-        QueuedMessage, SingleProcess,
-    };
+    use domain::ports::{MockChatRepository, MockMessageRepository, MockNotifier};
     use domain::{Limit, MessageId};
     use std::time::Duration;
     use time::OffsetDateTime;
@@ -217,6 +217,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
+    use crate::ports::{ChatTurn, MockMessageQueue, MockSendOrder, SingleProcess};
     use crate::test_support::{chat, chat_id, user_id};
 
     fn chats_with_chat_1() -> MockChatRepository {
@@ -248,6 +249,11 @@ mod tests {
         }
     }
 
+    /// A message whose store answer is known already.
+    fn answered(answer: domain::ports::InsertAnswer) -> Result<QueuedMessage, StoreError> {
+        Ok(Box::pin(std::future::ready(answer)))
+    }
+
     fn page() -> Input<HistoryPage> {
         Ok(HistoryPage {
             limit: Limit::parse(None, 50, 100, "limit").unwrap(),
@@ -256,15 +262,28 @@ mod tests {
         })
     }
 
+    /// A service that sends through `queue` (and reads no history).
     fn service(
         chats: MockChatRepository,
-        messages: MockMessageRepository,
+        queue: MockMessageQueue,
         notifier: MockNotifier,
     ) -> MessageService {
         MessageService::new(
             Arc::new(chats),
-            Arc::new(messages),
+            Arc::new(MockMessageRepository::new()),
+            Arc::new(queue),
             Arc::new(notifier),
+            Arc::new(SingleProcess),
+        )
+    }
+
+    /// A service that reads history from `messages` (and sends nothing).
+    fn reader(chats: MockChatRepository, messages: MockMessageRepository) -> MessageService {
+        MessageService::new(
+            Arc::new(chats),
+            Arc::new(messages),
+            Arc::new(MockMessageQueue::new()),
+            Arc::new(MockNotifier::new()),
             Arc::new(SingleProcess),
         )
     }
@@ -289,12 +308,12 @@ mod tests {
                 Ok(ChatTurn::held_by(ReleaseFlag(Arc::clone(&released))))
             }
         });
-        let mut messages = MockMessageRepository::new();
+        let mut messages = MockMessageQueue::new();
         messages.expect_enqueue().times(1).returning({
             let released = Arc::clone(&released);
             move |new| {
                 assert!(!released.load(Ordering::SeqCst), "stored without the turn");
-                Ok(QueuedMessage::answered(Ok((stored(new), true))))
+                answered(Ok((stored(new), true)))
             }
         });
         let mut notifier = MockNotifier::new();
@@ -309,6 +328,7 @@ mod tests {
         });
         let svc = MessageService::new(
             Arc::new(chats_with_chat_1()),
+            Arc::new(MockMessageRepository::new()),
             Arc::new(messages),
             Arc::new(notifier),
             Arc::new(order),
@@ -332,6 +352,7 @@ mod tests {
         let svc = MessageService::new(
             Arc::new(chats_with_chat_1()),
             Arc::new(MockMessageRepository::new()),
+            Arc::new(MockMessageQueue::new()),
             Arc::new(MockNotifier::new()),
             Arc::new(order),
         );
@@ -343,13 +364,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_member_s_message_is_stored_then_delivered() {
-        let mut messages = MockMessageRepository::new();
+        let mut messages = MockMessageQueue::new();
         let mut seq = mockall::Sequence::new();
         messages
             .expect_enqueue()
             .times(1)
             .in_sequence(&mut seq)
-            .returning(|new| Ok(QueuedMessage::answered(Ok((stored(new), true)))));
+            .returning(|new| answered(Ok((stored(new), true))));
         let mut notifier = MockNotifier::new();
         notifier
             .expect_message_created()
@@ -368,19 +389,17 @@ mod tests {
 
     /// A store whose commits the test releases by hand, one gate per message queued,
     /// and the count of messages queued so far.
-    fn store_with_gates(
-        gates: Vec<oneshot::Receiver<()>>,
-    ) -> (MockMessageRepository, Arc<AtomicUsize>) {
+    fn store_with_gates(gates: Vec<oneshot::Receiver<()>>) -> (MockMessageQueue, Arc<AtomicUsize>) {
         let gates = std::sync::Mutex::new(gates.into_iter());
         let queued = Arc::new(AtomicUsize::new(0));
-        let mut messages = MockMessageRepository::new();
+        let mut messages = MockMessageQueue::new();
         messages.expect_enqueue().returning({
             let queued = Arc::clone(&queued);
             move |new| {
                 let gate = gates.lock().unwrap().next().expect("a gate per message");
                 queued.fetch_add(1, Ordering::SeqCst);
                 let message = stored(new);
-                Ok(QueuedMessage::new(async move {
+                Ok(Box::pin(async move {
                     gate.await.expect("the test keeps its gates");
                     Ok((message, true))
                 }))
@@ -442,10 +461,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_repeated_client_msg_id_returns_the_first_message_and_delivers_nothing() {
-        let mut messages = MockMessageRepository::new();
+        let mut messages = MockMessageQueue::new();
         messages
             .expect_enqueue()
-            .returning(|new| Ok(QueuedMessage::answered(Ok((stored(new), false)))));
+            .returning(|new| answered(Ok((stored(new), false))));
         let svc = service(chats_with_chat_1(), messages, MockNotifier::new());
         let again = svc
             .send(user_id(2), chat_id(1), draft("hello", Some("c-1")))
@@ -458,7 +477,7 @@ mod tests {
     async fn sending_checks_the_chat_then_membership_then_the_draft() {
         let svc = service(
             chats_with_chat_1(),
-            MockMessageRepository::new(),
+            MockMessageQueue::new(),
             MockNotifier::new(),
         );
         let bad = || Err(InvalidInput::new("content", "must not be blank"));
@@ -482,11 +501,11 @@ mod tests {
         let mut chats = MockChatRepository::new();
         chats.expect_find_with_member().never();
         chats.expect_find().never();
-        let mut messages = MockMessageRepository::new();
+        let mut messages = MockMessageQueue::new();
         messages
             .expect_enqueue()
             .times(1)
-            .returning(move |_| Ok(QueuedMessage::answered(Err(answer()))));
+            .returning(move |_| answered(Err(answer())));
         let mut notifier = MockNotifier::new();
         notifier.expect_message_created().never();
         service(chats, messages, notifier)
@@ -514,11 +533,7 @@ mod tests {
 
     #[tokio::test]
     async fn history_is_for_members_only() {
-        let svc = service(
-            chats_with_chat_1(),
-            MockMessageRepository::new(),
-            MockNotifier::new(),
-        );
+        let svc = reader(chats_with_chat_1(), MockMessageRepository::new());
         assert!(matches!(
             svc.history(user_id(3), chat_id(1), page()).await,
             Err(AppError::NotMember)
@@ -535,7 +550,7 @@ mod tests {
         messages
             .expect_history()
             .returning(|_, _| Err(StoreError::UnknownCursor));
-        let svc = service(chats_with_chat_1(), messages, MockNotifier::new());
+        let svc = reader(chats_with_chat_1(), messages);
         let err = svc
             .history(user_id(2), chat_id(1), page())
             .await
@@ -553,7 +568,7 @@ mod tests {
         chats.expect_find().never();
         let mut messages = MockMessageRepository::new();
         messages.expect_history().returning(|_, _| Ok(Vec::new()));
-        let svc = service(chats, messages, MockNotifier::new());
+        let svc = reader(chats, messages);
         assert!(
             svc.history(user_id(2), chat_id(1), page())
                 .await

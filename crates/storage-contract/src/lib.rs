@@ -1,5 +1,6 @@
 //! The storage contract: the behaviour every storage adapter must show through the
-//! domain's repository ports, written once and run against each adapter.
+//! domain's repository ports (and the app's message queue), written once and run against
+//! each adapter.
 //!
 //! An adapter's test crate implements [`Fixture`] (a fresh, migrated, empty database per
 //! test, plus a few ways to arrange and inspect rows behind the repositories' backs) and
@@ -24,6 +25,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 
+use app::ports::MessageQueue;
 use async_trait::async_trait;
 use domain::ports::{ChatRepository, MessageRepository, UserRepository};
 use domain::{
@@ -71,6 +73,8 @@ pub trait Fixture: Send + Sync {
     fn chats(&self) -> Arc<dyn ChatRepository>;
     /// The message repository under test.
     fn messages(&self) -> Arc<dyn MessageRepository>;
+    /// The store's queue of new messages (the app's port), under test.
+    fn message_queue(&self) -> Arc<dyn MessageQueue>;
 
     /// How many rows `table` holds.
     async fn count(&self, table: Table) -> i64;

@@ -528,7 +528,7 @@ pub async fn queued_messages_keep_the_order_queued_whatever_order_they_are_await
 ) {
     let alice = user(db, "alice").await;
     let a = chat(db, "a", alice.id, &[]).await;
-    let messages = db.messages();
+    let messages = db.message_queue();
     let mut queued = Vec::new();
     for i in 0..40 {
         let key = match i {
