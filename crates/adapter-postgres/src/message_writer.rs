@@ -37,7 +37,7 @@
 use std::time::Duration;
 
 use domain::{ClientMsgId, NewMessage, StoreError};
-use sql_batch::{Batch, Dialect, LeftOutRow, MessageRow, WriteBatch};
+use sql_batch::{Batch, LeftOutRow, MessageRow, WriteBatch};
 use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, PgPool, Postgres};
 use time::OffsetDateTime;
@@ -59,18 +59,6 @@ pub(crate) fn start(pool: PgPool, timeout: Duration) -> MessageWriter {
     })
 }
 
-/// PostgreSQL's rows of messages: `timestamptz` times.
-pub(crate) enum PgDialect {}
-
-impl Dialect for PgDialect {
-    const NAME: &'static str = "PostgreSQL";
-    type Time = OffsetDateTime;
-
-    fn time(stored: OffsetDateTime) -> Result<OffsetDateTime, StoreError> {
-        Ok(stored)
-    }
-}
-
 /// A batch that took longer than the store's timeout. It may still have been stored:
 /// a client that retries with the same `clientMsgId` gets the stored message.
 #[derive(Debug, thiserror::Error)]
@@ -87,9 +75,9 @@ pub(crate) struct Writer {
 }
 
 impl WriteBatch for Writer {
-    type Dialect = PgDialect;
+    type Time = OffsetDateTime;
 
-    async fn write(&mut self, batch: &mut Batch<'_, PgDialect>) -> Result<(), StoreError> {
+    async fn write(&mut self, batch: &mut Batch<'_, OffsetDateTime>) -> Result<(), StoreError> {
         let mut conn = match self.connection.take() {
             Some(conn) => conn,
             None => self.pool.acquire().await.map_err(store_error)?,
@@ -135,7 +123,7 @@ fn columns<'a>(messages: &[&'a NewMessage]) -> (Vec<Uuid>, Vec<Uuid>, Vec<Option
 /// stored then.
 async fn write_batch(
     conn: &mut PgConnection,
-    batch: &mut Batch<'_, PgDialect>,
+    batch: &mut Batch<'_, OffsetDateTime>,
 ) -> Result<bool, StoreError> {
     let (ids, messages): (Vec<Uuid>, Vec<&NewMessage>) = batch.messages().unzip();
     let (chats, senders, keys) = columns(&messages);
@@ -144,7 +132,7 @@ async fn write_batch(
     // Rows go in by their position in the batch (the function scan yields them so, and
     // `order by` says it), so the identity `seq` follows the queue, and of two messages
     // with one client id the earlier is stored.
-    let inserted: Vec<MessageRow<PgDialect>> = sqlx::query_as(
+    let inserted: Vec<MessageRow<OffsetDateTime>> = sqlx::query_as(
         "insert into messages (id, chat_id, sender_id, content, client_msg_id)
          select given.id, given.chat_id, given.sender_id, given.content, given.client_msg_id
          from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[])
@@ -195,7 +183,7 @@ async fn write_batch(
 async fn explain_left_out(
     conn: &mut PgConnection,
     left_out: &[&NewMessage],
-) -> Result<Vec<LeftOutRow<PgDialect>>, StoreError> {
+) -> Result<Vec<LeftOutRow<OffsetDateTime>>, StoreError> {
     let (chats, senders, keys) = columns(left_out);
     // Served by the partial unique index on (chat_id, sender_id, client_msg_id); a
     // message without a client id joins nothing (`null = null` is not true). The

@@ -5,9 +5,10 @@ use domain::ports::{InsertAnswer, MessageRepository};
 use domain::{ChatId, HistoryPage, Message, NewMessage, StoreError};
 use sql_batch::MessageRow;
 use sqlx::PgPool;
+use time::OffsetDateTime;
 
 use crate::error::store_error;
-use crate::message_writer::{MessageWriter, PgDialect};
+use crate::message_writer::MessageWriter;
 
 /// Messages as stored in PostgreSQL.
 pub(crate) struct PgMessageRepository {
@@ -55,7 +56,7 @@ impl MessageRepository for PgMessageRepository {
             }
         };
         // Served by the index on (chat_id, seq desc).
-        let rows: Vec<MessageRow<PgDialect>> = sqlx::query_as(
+        let rows: Vec<MessageRow<OffsetDateTime>> = sqlx::query_as(
             "select id, chat_id, sender_id, content, client_msg_id, created_at
              from messages
              where chat_id = $1 and seq < $2

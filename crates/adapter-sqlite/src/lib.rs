@@ -328,6 +328,17 @@ pub(crate) fn from_micros(micros: i64) -> Result<OffsetDateTime, StoreError> {
         .map_err(|_| StoreError::unavailable(InvalidTimestamp(micros)))
 }
 
+/// A stored timestamp, as a row holds it: microseconds since the Unix epoch.
+#[derive(sqlx::Type)]
+#[sqlx(transparent)]
+pub(crate) struct Micros(i64);
+
+impl sql_batch::StoredTime for Micros {
+    fn into_time(self) -> Result<OffsetDateTime, StoreError> {
+        from_micros(self.0)
+    }
+}
+
 /// `ids` as the JSON array of 32-digit hex strings that the queries take apart with
 /// `json_each` and `unhex` (hex digits need no escaping).
 pub(crate) fn json_ids(ids: impl IntoIterator<Item = Uuid>) -> String {

@@ -25,13 +25,12 @@
 use std::fmt::Write as _;
 
 use domain::{ClientMsgId, NewMessage, StoreError};
-use sql_batch::{Batch, Dialect, LeftOutRow, MessageRow, WriteBatch};
+use sql_batch::{Batch, LeftOutRow, MessageRow, WriteBatch};
 use sqlx::{Sqlite, Transaction};
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::store_error;
-use crate::{Pools, from_micros, now_micros};
+use crate::{Micros, Pools, now_micros};
 
 /// The handle on the store's message writer task; every clone queues to the same task.
 pub(crate) type MessageWriter = sql_batch::MessageWriter<Writer>;
@@ -41,25 +40,13 @@ pub(crate) fn start(pools: Pools) -> MessageWriter {
     MessageWriter::start(Writer { pools })
 }
 
-/// SQLite's rows of messages: times in integer microseconds since the Unix epoch.
-pub(crate) enum SqliteDialect {}
-
-impl Dialect for SqliteDialect {
-    const NAME: &'static str = "SQLite";
-    type Time = i64;
-
-    fn time(micros: i64) -> Result<OffsetDateTime, StoreError> {
-        from_micros(micros)
-    }
-}
-
 /// Stores batches of messages, each in one transaction on the writing connection.
 pub(crate) struct Writer {
     pools: Pools,
 }
 
 impl WriteBatch for Writer {
-    type Dialect = SqliteDialect;
+    type Time = Micros;
 
     /// Stores `batch` in one write transaction, explaining each message it left out
     /// inside it.
@@ -67,7 +54,7 @@ impl WriteBatch for Writer {
     /// # Errors
     /// [`StoreError::Unavailable`] when the transaction fails as a whole; nothing of the
     /// batch is stored then.
-    async fn write(&mut self, batch: &mut Batch<'_, SqliteDialect>) -> Result<(), StoreError> {
+    async fn write(&mut self, batch: &mut Batch<'_, Micros>) -> Result<(), StoreError> {
         let mut tx = self.pools.write().await?;
         // Read once the lock is held: the batch's messages share the transaction's
         // time, and later batches cannot commit earlier, so time grows with `seq`
@@ -81,7 +68,7 @@ impl WriteBatch for Writer {
         // a client id, also of a message earlier in this very statement; `order by`
         // makes the autoincrement `seq` follow the queue. `where` before `on conflict`
         // keeps SQLite from reading it as a join's `on`.
-        let inserted: Vec<MessageRow<SqliteDialect>> = sqlx::query_as(
+        let inserted: Vec<MessageRow<Micros>> = sqlx::query_as(
             "insert into messages (id, chat_id, sender_id, content, client_msg_id, created_at)
              select unhex(given.value ->> 0), unhex(given.value ->> 1), unhex(given.value ->> 2),
                     cast(unhex(given.value ->> 3) as text), cast(unhex(given.value ->> 4) as text),
@@ -164,7 +151,7 @@ fn hex(text: &str) -> String {
 async fn explain_left_out(
     tx: &mut Transaction<'static, Sqlite>,
     left_out: &[&NewMessage],
-) -> Result<Vec<LeftOutRow<SqliteDialect>>, StoreError> {
+) -> Result<Vec<LeftOutRow<Micros>>, StoreError> {
     // The id is unused here; the rows keep the same shape as the insert's.
     let json = json_rows(left_out.iter().map(|message| (Uuid::nil(), *message)));
     // Served by the partial unique index on (chat_id, sender_id, client_msg_id); a

@@ -5,9 +5,9 @@ use domain::ports::{InsertAnswer, MessageRepository};
 use domain::{ChatId, HistoryPage, Message, NewMessage, StoreError};
 use sql_batch::MessageRow;
 
-use crate::Pools;
 use crate::error::store_error;
-use crate::message_writer::{MessageWriter, SqliteDialect};
+use crate::message_writer::MessageWriter;
+use crate::{Micros, Pools};
 
 /// Messages as stored in SQLite.
 pub(crate) struct SqliteMessageRepository {
@@ -52,7 +52,7 @@ impl MessageRepository for SqliteMessageRepository {
             }
         };
         // Served by the index on (chat_id, seq desc).
-        let rows: Vec<MessageRow<SqliteDialect>> = sqlx::query_as(
+        let rows: Vec<MessageRow<Micros>> = sqlx::query_as(
             "select id, chat_id, sender_id, content, client_msg_id, created_at
              from messages
              where chat_id = ?1 and seq < ?2

@@ -13,8 +13,8 @@
 //!   [`Batch::explained`], by the message's index (from 0) in [`Batch::left_out`]. The
 //!   answers come out in the batch's order, in the order of checks the port promises.
 //! - [`MessageRow`], [`LeftOutRow`]: the rows those statements return, generic over the
-//!   [`Dialect`] (how the store keeps a timestamp), and the row → [`Message`]
-//!   conversion.
+//!   one thing in them that differs between the stores, how a time is kept
+//!   ([`StoredTime`]), and the row → [`Message`] conversion.
 //!
 //! Knows no SQL and no driver: sqlx only for its `FromRow` derive.
 
@@ -34,24 +34,27 @@ use group_commit::{BatchWriter, GroupCommit, Limits, NotWritten};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// What differs between the SQL stores in the rows of messages.
-pub trait Dialect: Send + 'static {
-    /// The database's name, for error messages.
-    const NAME: &'static str;
-    /// How the store keeps a message's creation time.
-    type Time: Send;
-
-    /// A stored creation time as the domain's.
+/// How a store keeps a message's creation time: the one thing that differs between the
+/// stores' rows of messages.
+pub trait StoredTime: Send + 'static {
+    /// The time as the domain's.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when it is out of range.
-    fn time(stored: Self::Time) -> Result<OffsetDateTime, StoreError>;
+    fn into_time(self) -> Result<OffsetDateTime, StoreError>;
+}
+
+/// A store that keeps times as they are (PostgreSQL's `timestamptz`).
+impl StoredTime for OffsetDateTime {
+    fn into_time(self) -> Result<OffsetDateTime, StoreError> {
+        Ok(self)
+    }
 }
 
 /// A store's way of storing one [`Batch`] of messages: its SQL and its transaction.
 pub trait WriteBatch: Send + 'static {
-    /// The rows' dialect.
-    type Dialect: Dialect;
+    /// How the store keeps a message's creation time.
+    type Time: StoredTime;
 
     /// Stores `batch` (one transaction, one flush), telling the batch what was stored
     /// ([`Batch::stored`]) and why each message left out was ([`Batch::explained`], or
@@ -61,7 +64,7 @@ pub trait WriteBatch: Send + 'static {
     /// When the batch as a whole failed: nothing of it may have been stored then.
     fn write(
         &mut self,
-        batch: &mut Batch<'_, Self::Dialect>,
+        batch: &mut Batch<'_, Self::Time>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Whether the writer holds something between batches (a pooled connection).
@@ -192,22 +195,22 @@ impl<W: WriteBatch> BatchWriter for Writer<W> {
 }
 
 /// One batch of messages being stored, and each one's answer as the store finds it.
-pub struct Batch<'a, D> {
+pub struct Batch<'a, T> {
     messages: &'a [&'a NewMessage],
     /// Each message's fresh id, in the batch's order.
     ids: Vec<Uuid>,
     answers: Vec<Option<InsertAnswer>>,
-    dialect: PhantomData<fn() -> D>,
+    time: PhantomData<fn() -> T>,
 }
 
-impl<'a, D: Dialect> Batch<'a, D> {
+impl<'a, T: StoredTime> Batch<'a, T> {
     /// A batch of `messages`, each given a fresh id, none answered yet.
     fn new(messages: &'a [&'a NewMessage]) -> Self {
         Self {
             messages,
             ids: messages.iter().map(|_| Uuid::now_v7()).collect(),
             answers: messages.iter().map(|_| None).collect(),
-            dialect: PhantomData,
+            time: PhantomData,
         }
     }
 
@@ -218,7 +221,7 @@ impl<'a, D: Dialect> Batch<'a, D> {
     }
 
     /// Takes the rows the insert stored: each is its message's answer, new.
-    pub fn stored(&mut self, rows: Vec<MessageRow<D>>) {
+    pub fn stored(&mut self, rows: Vec<MessageRow<T>>) {
         let index: HashMap<Uuid, usize> = self
             .ids
             .iter()
@@ -240,7 +243,7 @@ impl<'a, D: Dialect> Batch<'a, D> {
 
     /// Takes the explanation of each message left out: a row's `position` is the
     /// message's index (from 0) in [`Self::left_out`].
-    pub fn explained(&mut self, rows: Vec<LeftOutRow<D>>) {
+    pub fn explained(&mut self, rows: Vec<LeftOutRow<T>>) {
         let left_out: Vec<usize> = self.unanswered().collect();
         for row in rows {
             let Some(&i) = usize::try_from(row.position)
@@ -278,10 +281,9 @@ impl<'a, D: Dialect> Batch<'a, D> {
             .into_iter()
             .map(|answer| {
                 answer.unwrap_or_else(|| {
-                    Err(StoreError::unavailable(Inconsistent {
-                        database: D::NAME,
-                        what: "a message of a batch was neither stored nor explained",
-                    }))
+                    Err(StoreError::unavailable(Inconsistent(
+                        "a message of a batch was neither stored nor explained",
+                    )))
                 })
             })
             .collect()
@@ -290,11 +292,8 @@ impl<'a, D: Dialect> Batch<'a, D> {
 
 /// The store answered something that its own schema rules out.
 #[derive(Debug, thiserror::Error)]
-#[error("{database} answered inconsistently: {what}")]
-struct Inconsistent {
-    database: &'static str,
-    what: &'static str,
-}
+#[error("the database answered inconsistently: {0}")]
+struct Inconsistent(&'static str);
 
 /// A stored message that no longer passes the domain's validation (a rule was
 /// tightened, or the row was written by hand). Reported as [`StoreError::Unavailable`],
@@ -305,16 +304,16 @@ struct InvalidMessage(#[source] InvalidInput);
 
 /// A `messages` row.
 #[derive(sqlx::FromRow)]
-pub struct MessageRow<D: Dialect> {
+pub struct MessageRow<T: StoredTime> {
     id: Uuid,
     chat_id: Uuid,
     sender_id: Uuid,
     content: String,
     client_msg_id: Option<String>,
-    created_at: D::Time,
+    created_at: T,
 }
 
-impl<D: Dialect> MessageRow<D> {
+impl<T: StoredTime> MessageRow<T> {
     /// The message, validated.
     ///
     /// # Errors
@@ -331,7 +330,7 @@ impl<D: Dialect> MessageRow<D> {
                 .map(ClientMsgId::parse)
                 .transpose()
                 .map_err(invalid)?,
-            created_at: D::time(self.created_at)?,
+            created_at: self.created_at.into_time()?,
         })
     }
 }
@@ -341,29 +340,29 @@ impl<D: Dialect> MessageRow<D> {
 /// with its client id (`id, chat_id, sender_id, content, client_msg_id, created_at`, all
 /// null when there is none).
 #[derive(sqlx::FromRow)]
-pub struct LeftOutRow<D: Dialect> {
+pub struct LeftOutRow<T: StoredTime> {
     /// Its index (from 0) among the messages left out, as [`Batch::left_out`] lists them.
     position: i64,
     chat_exists: bool,
     sender_exists: bool,
     sender_is_member: bool,
     #[sqlx(flatten)]
-    first: FirstRow<D>,
+    first: FirstRow<T>,
 }
 
 /// The earlier message a left-out one repeats the client id of: all `None` when there
 /// is none.
 #[derive(sqlx::FromRow)]
-struct FirstRow<D: Dialect> {
+struct FirstRow<T: StoredTime> {
     id: Option<Uuid>,
     chat_id: Option<Uuid>,
     sender_id: Option<Uuid>,
     content: Option<String>,
     client_msg_id: Option<String>,
-    created_at: Option<D::Time>,
+    created_at: Option<T>,
 }
 
-impl<D: Dialect> LeftOutRow<D> {
+impl<T: StoredTime> LeftOutRow<T> {
     /// What the store answers for this message: `ChatGone`, `UnknownUser` or
     /// `NotMember`, in this order; else the first message with the same client id, with
     /// `false`.
@@ -385,9 +384,9 @@ impl<D: Dialect> LeftOutRow<D> {
     }
 }
 
-impl<D: Dialect> FirstRow<D> {
+impl<T: StoredTime> FirstRow<T> {
     /// The message row, when there is one.
-    fn into_row(self) -> Option<MessageRow<D>> {
+    fn into_row(self) -> Option<MessageRow<T>> {
         Some(MessageRow {
             id: self.id?,
             chat_id: self.chat_id?,

@@ -6,18 +6,6 @@ use uuid::Uuid;
 
 use super::*;
 
-/// A dialect that keeps times as they are.
-enum Plain {}
-
-impl Dialect for Plain {
-    const NAME: &'static str = "a test store";
-    type Time = OffsetDateTime;
-
-    fn time(stored: OffsetDateTime) -> Result<OffsetDateTime, StoreError> {
-        Ok(stored)
-    }
-}
-
 fn new_message(n: u128, client_msg_id: Option<&str>) -> NewMessage {
     NewMessage {
         chat_id: ChatId::from_uuid(Uuid::from_u128(100 + n)),
@@ -28,7 +16,7 @@ fn new_message(n: u128, client_msg_id: Option<&str>) -> NewMessage {
 }
 
 /// The earlier message with id `n` (content `content`).
-fn first_row(n: u128, content: &str) -> FirstRow<Plain> {
+fn first_row(n: u128, content: &str) -> FirstRow<OffsetDateTime> {
     FirstRow {
         id: Some(Uuid::from_u128(n)),
         chat_id: Some(Uuid::from_u128(2)),
@@ -39,7 +27,7 @@ fn first_row(n: u128, content: &str) -> FirstRow<Plain> {
     }
 }
 
-fn no_first() -> FirstRow<Plain> {
+fn no_first() -> FirstRow<OffsetDateTime> {
     FirstRow {
         id: None,
         chat_id: None,
@@ -53,8 +41,8 @@ fn no_first() -> FirstRow<Plain> {
 fn left_out_row(
     position: i64,
     (chat, sender, member): (bool, bool, bool),
-    first: FirstRow<Plain>,
-) -> LeftOutRow<Plain> {
+    first: FirstRow<OffsetDateTime>,
+) -> LeftOutRow<OffsetDateTime> {
     LeftOutRow {
         position,
         chat_exists: chat,
@@ -75,28 +63,24 @@ fn answer(chat: bool, sender: bool, member: bool, repeat: bool) -> InsertAnswer 
 
 #[test]
 fn a_left_out_message_is_answered_in_the_contract_s_order() {
-    for (member, repeat) in [(false, false), (false, true), (true, false), (true, true)] {
-        assert!(matches!(
-            answer(false, false, member, repeat),
-            Err(StoreError::ChatGone)
-        ));
-        assert!(matches!(
-            answer(true, false, member, repeat),
-            Err(StoreError::UnknownUser)
-        ));
+    // (chat exists, sender exists, sender is a member, repeats a client id) → answer.
+    for member in [false, true] {
+        for repeat in [false, true] {
+            let gone = answer(false, false, member, repeat);
+            assert!(matches!(gone, Err(StoreError::ChatGone)), "{gone:?}");
+            let unknown = answer(true, false, member, repeat);
+            assert!(
+                matches!(unknown, Err(StoreError::UnknownUser)),
+                "{unknown:?}"
+            );
+        }
     }
-    assert!(matches!(
-        answer(true, true, false, true),
-        Err(StoreError::NotMember)
-    ));
-    assert!(matches!(
-        answer(true, true, false, false),
-        Err(StoreError::NotMember)
-    ));
-    assert!(matches!(
-        answer(true, true, true, false),
-        Err(StoreError::NotMember)
-    ));
+    // A non-member, repeating or not; a member left out without a repeat (added after
+    // the insert): all `NotMember`.
+    for (member, repeat) in [(false, true), (false, false), (true, false)] {
+        let refused = answer(true, true, member, repeat);
+        assert!(matches!(refused, Err(StoreError::NotMember)), "{refused:?}");
+    }
     let (first, new) = answer(true, true, true, true).unwrap();
     assert!(!new);
     assert_eq!(first.id, MessageId::from_uuid(Uuid::from_u128(1)));
@@ -119,7 +103,7 @@ fn each_left_out_message_gets_the_explanation_at_its_index_among_the_left_out() 
         new_message(4, None),
     ];
     let refs: Vec<&NewMessage> = messages.iter().collect();
-    let mut batch = Batch::<Plain>::new(&refs);
+    let mut batch = Batch::<OffsetDateTime>::new(&refs);
     let ids: Vec<Uuid> = batch.messages().map(|(id, _)| id).collect();
     // The insert stored the second and the fifth.
     batch.stored(
@@ -167,7 +151,7 @@ fn each_left_out_message_gets_the_explanation_at_its_index_among_the_left_out() 
 fn a_message_neither_stored_nor_explained_is_unavailable_and_the_others_keep_theirs() {
     let messages = [new_message(0, None), new_message(1, None)];
     let refs: Vec<&NewMessage> = messages.iter().collect();
-    let mut batch = Batch::<Plain>::new(&refs);
+    let mut batch = Batch::<OffsetDateTime>::new(&refs);
     // An explanation at an index past the left-out ones is nobody's.
     batch.explained(vec![
         left_out_row(1, (false, false, false), no_first()),
@@ -188,7 +172,7 @@ fn a_message_neither_stored_nor_explained_is_unavailable_and_the_others_keep_the
 fn left_out_messages_that_cannot_be_explained_are_unavailable() {
     let messages = [new_message(0, None), new_message(1, None)];
     let refs: Vec<&NewMessage> = messages.iter().collect();
-    let mut batch = Batch::<Plain>::new(&refs);
+    let mut batch = Batch::<OffsetDateTime>::new(&refs);
     batch.unexplained(StoreError::unavailable(std::io::Error::other("lost")));
     assert!(
         batch
