@@ -67,6 +67,7 @@ pub(crate) type MessageWriter = GroupCommit<Writer>;
 /// writer holds a connection) fails with [`StoreError::Unreachable`].
 pub(crate) fn start(pool: PgPool, timeout: Duration) -> MessageWriter {
     GroupCommit::start(
+        "postgres",
         Writer {
             pool,
             connection: None,
@@ -137,6 +138,9 @@ impl BatchWriter for Writer {
         let written = tokio::time::timeout(self.timeout, write_batch(&mut conn, messages))
             .await
             .unwrap_or_else(|_| Err(StoreError::unreachable(BatchTimedOut(self.timeout))));
+        if let Ok(written) = &written {
+            crate::metrics::stored(&written.answers);
+        }
         match written {
             Ok(Written {
                 answers,

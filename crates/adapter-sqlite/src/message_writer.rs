@@ -51,7 +51,7 @@ pub(crate) type MessageWriter = GroupCommit<Writer>;
 
 /// Starts the writer task of the store behind `pools`, on the current Tokio runtime.
 pub(crate) fn start(pools: Pools) -> MessageWriter {
-    GroupCommit::start(Writer { pools }, LIMITS)
+    GroupCommit::start("sqlite", Writer { pools }, LIMITS)
 }
 
 /// Queues `message` for the writer. The returned [`QueuedMessage`] answers once its
@@ -98,7 +98,11 @@ impl BatchWriter for Writer {
         &mut self,
         messages: &[&NewMessage],
     ) -> Result<Vec<InsertAnswer>, StoreError> {
-        write_batch(&self.pools, messages).await
+        let written = write_batch(&self.pools, messages).await;
+        if let Ok(answers) = &written {
+            crate::metrics::stored(answers);
+        }
+        written
     }
 }
 

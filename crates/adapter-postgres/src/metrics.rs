@@ -1,0 +1,30 @@
+//! This store's metrics (README.md, "Metrics"): messages stored, and the use of its
+//! connection pool, sampled when `/metrics` is scraped.
+
+use domain::ports::InsertAnswer;
+use sqlx::PgPool;
+
+/// The `store` label of every metric of this crate.
+const STORE: &str = "postgres";
+
+/// Counts the new messages among a committed batch's answers (a repeated `clientMsgId`
+/// answers the message stored before, which is not stored again).
+pub(crate) fn stored(answers: &[InsertAnswer]) {
+    let new = answers
+        .iter()
+        .filter(|answer| matches!(answer, Ok((_, true))))
+        .count();
+    ::metrics::counter!("messenger_messages_stored_total", "store" => STORE).increment(new as u64);
+}
+
+/// Sets the pool gauges from `pool` as it is now.
+pub(crate) fn record_pool(pool: &PgPool, name: &'static str) {
+    let size = pool.size();
+    let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+    let labels = |state: &'static str| [("store", STORE), ("pool", name), ("state", state)];
+    ::metrics::gauge!("messenger_db_pool_connections", &labels("in_use"))
+        .set(size.saturating_sub(idle));
+    ::metrics::gauge!("messenger_db_pool_connections", &labels("idle")).set(idle);
+    ::metrics::gauge!("messenger_db_pool_max_connections", "store" => STORE, "pool" => name)
+        .set(pool.options().get_max_connections());
+}
