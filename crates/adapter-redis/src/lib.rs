@@ -12,6 +12,7 @@
 //! with backoff.
 
 mod envelope;
+mod metrics;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -108,6 +109,7 @@ impl RedisDelivery {
             link: watch::Sender::new(false),
             own: Mutex::new(HashMap::new()),
         });
+        crate::metrics::link_up(false);
         let listener = tokio::spawn(listen(client, publisher.clone(), Arc::clone(&shared)));
         Ok(Self {
             shared,
@@ -177,6 +179,7 @@ impl Delivery for RedisDelivery {
 impl Shared {
     fn set_subscribed(&self, subscribed: bool) {
         self.link.send_replace(subscribed);
+        crate::metrics::link_up(subscribed);
     }
 
     fn own(&self) -> std::sync::MutexGuard<'_, HashMap<u64, OwnEvent>> {
@@ -191,6 +194,7 @@ impl Shared {
         let Some(reason) = failure else {
             return;
         };
+        crate::metrics::publish_failed();
         if state == Some(OwnEvent::Echoed) {
             return;
         }

@@ -12,6 +12,7 @@ mod events;
 mod frame;
 mod hub;
 pub mod link;
+mod metrics;
 mod session;
 mod socketio;
 mod ws;
@@ -25,6 +26,7 @@ use domain::ports::Notifier;
 use socketioxide::SocketIo;
 use socketioxide::layer::SocketIoLayer;
 
+pub use self::metrics::RoomGauge;
 pub use audit::RoomAudit;
 pub use delivery::{Delivery, LocalDelivery, RealtimeNotifier, RoomEvent};
 pub use frame::Frame;
@@ -180,6 +182,11 @@ impl Endpoints {
     /// tracing), so that its refusals look like every other answer.
     pub fn ws_routes(&self) -> Router {
         self.router.clone()
+    }
+
+    /// The gauge of this process's rooms, to sample when metrics are scraped.
+    pub fn room_gauge(&self) -> RoomGauge {
+        RoomGauge::new(Arc::clone(&self.hub))
     }
 
     /// A handle that closes every socket at shutdown.
