@@ -5,6 +5,7 @@
 mod error;
 mod extract;
 mod limits;
+mod metrics;
 mod parse_errors;
 mod routes;
 
@@ -106,6 +107,8 @@ pub fn router_with(state: HttpState, pages: Router, limits: RequestLimits) -> Ro
             limits::enforce,
         ))
         .layer(CatchPanicLayer::custom(error::panic_response))
+        // Outside the limits and the panic guard, so that their answers are counted too.
+        .layer(axum::middleware::from_fn(crate::metrics::record))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request<_>| {
