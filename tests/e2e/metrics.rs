@@ -17,7 +17,7 @@ use crate::sockets::{Kind, in_room};
 const SETTLE: Duration = Duration::from_secs(10);
 
 /// One scrape: every sample, by metric name, with its labels.
-struct Scrape {
+pub struct Scrape {
     /// The text as served.
     text: String,
     samples: Vec<(String, HashMap<String, String>, f64)>,
@@ -56,7 +56,7 @@ impl Scrape {
 
     /// The sum of `name`'s samples whose labels include every pair of `labels`; 0 when
     /// there is none yet (a counter not yet moved is not rendered).
-    fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         self.samples
             .iter()
             .filter(|(sample, sample_labels, _)| {
@@ -90,12 +90,17 @@ async fn scrape_at(server: &TestServer, url: &str) -> Scrape {
     Scrape::parse(&response.text().await.expect("a scrape body"))
 }
 
-async fn scrape(server: &TestServer) -> Scrape {
+/// Scrapes `server`'s public port.
+pub async fn scrape(server: &TestServer) -> Scrape {
     scrape_at(server, &server.url("/metrics")).await
 }
 
 /// Scrapes until `check` holds, failing after [`SETTLE`]; returns that scrape.
-async fn scrape_until(server: &TestServer, what: &str, check: impl Fn(&Scrape) -> bool) -> Scrape {
+pub async fn scrape_until(
+    server: &TestServer,
+    what: &str,
+    check: impl Fn(&Scrape) -> bool,
+) -> Scrape {
     let deadline = Instant::now() + SETTLE;
     loop {
         let scrape = scrape(server).await;
