@@ -252,6 +252,22 @@ mod tests {
     }
 
     #[test]
+    fn metrics_stay_on_the_public_port_unless_given_an_address_of_their_own() {
+        assert_eq!(
+            Config::try_parse_from(["server"]).unwrap().metrics_addr,
+            None
+        );
+        let config = Config::try_parse_from(["server", "--metrics-addr", "10.0.0.5:9090"]).unwrap();
+        assert_eq!(config.metrics_addr, Some("10.0.0.5:9090".parse().unwrap()));
+        for bad in ["9090", "localhost", "10.0.0.5"] {
+            assert!(
+                Config::try_parse_from(["server", "--metrics-addr", bad]).is_err(),
+                "{bad} must be refused"
+            );
+        }
+    }
+
+    #[test]
     fn the_web_client_is_served_unless_turned_off() {
         assert!(Config::try_parse_from(["server"]).unwrap().web_client);
         for off in ["false", "no", "0"] {
