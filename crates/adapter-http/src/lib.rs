@@ -22,6 +22,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+pub use self::metrics::describe as describe_metrics;
 pub use error::ApiError;
 pub use limits::RequestLimits;
 pub use parse_errors::ProblemIo;

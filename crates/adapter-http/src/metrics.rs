@@ -14,6 +14,18 @@ use axum::response::Response;
 /// The route label of a request that matched no route (a `404`).
 const UNMATCHED: &str = "unmatched";
 
+/// Describes this crate's metrics to the installed recorder (the `# HELP` lines).
+pub fn describe() {
+    metrics::describe_histogram!(
+        "messenger_http_request_duration_seconds",
+        "HTTP requests and their latency in seconds, by method, route template and status."
+    );
+    metrics::describe_counter!(
+        "messenger_login_failures_total",
+        "POST /auth/login answered 401."
+    );
+}
+
 /// Times `request` and records it under its route, method and status.
 pub(crate) async fn record(request: Request<Body>, next: Next) -> Response {
     let started = Instant::now();

@@ -31,6 +31,7 @@ use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
+pub use self::metrics::describe as describe_metrics;
 pub use error::PostgresError;
 
 use crate::message_writer::MessageWriter;

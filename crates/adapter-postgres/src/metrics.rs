@@ -7,6 +7,24 @@ use sqlx::PgPool;
 /// The `store` label of every metric of this crate.
 const STORE: &str = "postgres";
 
+/// Describes this store's metrics, its group commit's included, to the installed
+/// recorder (the `# HELP` lines).
+pub fn describe() {
+    group_commit::describe_metrics();
+    ::metrics::describe_counter!(
+        "messenger_messages_stored_total",
+        "New messages committed (a repeated clientMsgId is not counted)."
+    );
+    ::metrics::describe_gauge!(
+        "messenger_db_pool_connections",
+        "Database connections open, in use or idle, read at each scrape."
+    );
+    ::metrics::describe_gauge!(
+        "messenger_db_pool_max_connections",
+        "The most connections each database pool opens."
+    );
+}
+
 /// Counts the new messages among a committed batch's answers (a repeated `clientMsgId`
 /// answers the message stored before, which is not stored again).
 pub(crate) fn stored(answers: &[InsertAnswer]) {

@@ -14,6 +14,8 @@
 mod envelope;
 mod metrics;
 
+pub use self::metrics::describe as describe_metrics;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};

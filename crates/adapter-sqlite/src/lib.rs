@@ -59,6 +59,7 @@ use sqlx::{Sqlite, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use self::metrics::describe as describe_metrics;
 pub use error::SqliteError;
 
 use crate::error::{InvalidTimestamp, store_error};

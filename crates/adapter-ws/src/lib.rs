@@ -26,7 +26,7 @@ use domain::ports::Notifier;
 use socketioxide::SocketIo;
 use socketioxide::layer::SocketIoLayer;
 
-pub use self::metrics::RoomGauge;
+pub use self::metrics::{RoomGauge, describe as describe_metrics};
 pub use audit::RoomAudit;
 pub use delivery::{Delivery, LocalDelivery, RealtimeNotifier, RoomEvent};
 pub use frame::Frame;

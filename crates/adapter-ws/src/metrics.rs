@@ -32,6 +32,23 @@ fn live_gauge(protocol: &'static str) -> Gauge {
     metrics::gauge!("messenger_connections", "protocol" => protocol)
 }
 
+/// Describes this crate's metrics to the installed recorder (the `# HELP` lines).
+pub fn describe() {
+    metrics::describe_counter!(
+        "messenger_deliveries_total",
+        "Room events handed to sockets, one per socket reached."
+    );
+    metrics::describe_counter!(
+        "messenger_connections_cut_off_total",
+        "Sockets the server closed: slow consumer, token expired, or catch up."
+    );
+    metrics::describe_gauge!("messenger_connections", "Live authenticated sockets.");
+    metrics::describe_gauge!(
+        "messenger_rooms",
+        "Chat rooms with at least one socket in them on this node."
+    );
+}
+
 /// Counts the frames of one broadcast: `offered` sockets, of which `failed` could not
 /// take it.
 pub(crate) fn delivered(offered: usize, failed: usize) {

@@ -275,6 +275,18 @@ async fn run<W: BatchWriter>(
     }
 }
 
+/// Describes the group commit's metrics to the installed recorder (the `# HELP` lines).
+pub fn describe_metrics() {
+    metrics::describe_histogram!(
+        "messenger_group_commit_batch_size",
+        "Items per group commit, by store."
+    );
+    metrics::describe_histogram!(
+        "messenger_group_commit_duration_seconds",
+        "Seconds each group commit took to write, by store."
+    );
+}
+
 /// The metrics of one task, looked up once when it starts.
 struct BatchMetrics {
     size: metrics::Histogram,

@@ -56,6 +56,11 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder)
         .context("another metrics recorder is installed in this process")?;
+    adapter_http::describe_metrics();
+    adapter_ws::describe_metrics();
+    adapter_redis::describe_metrics();
+    adapter_postgres::describe_metrics();
+    adapter_sqlite::describe_metrics();
     let upkeep = handle.clone();
     // A thread, not a task: it outlives any one runtime (tests start several).
     std::thread::Builder::new()
