@@ -24,6 +24,7 @@ use tower_http::trace::TraceLayer;
 
 pub use self::metrics::describe as describe_metrics;
 pub use error::ApiError;
+pub use extract::bearer_token;
 pub use limits::RequestLimits;
 pub use parse_errors::ProblemIo;
 

@@ -5,21 +5,20 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
+use app::chats::RoomSeats;
 use app::messages::Draft;
 use app::{App, AppError, QueuedSend};
-use domain::{
-    ChatId, ClientMsgId, HistoryPage, InvalidInput, Limit, MessageContent, MessageId, UserId,
-};
+use domain::{ChatId, ChatIds, ClientMsgId, HistoryPage, InvalidInput, MessageContent, UserId};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use wire::MessageView;
+use wire::events::{
+    self, AckError, CreateMessage, ExceptionPayload, FromClient, GetMessages, ToClient,
+};
 
 use crate::hub::{ConnId, Hub};
-
-/// The event that sends a message.
-const CREATE: &str = "messages:create";
 
 /// How a client event is answered.
 pub enum Handled {
@@ -30,18 +29,13 @@ pub enum Handled {
     InFlight(Pin<Box<dyn Future<Output = Result<Success, Exception>> + Send>>),
 }
 
-/// Most chats one `chats:connect` may name.
-const MAX_CHATS_PER_CONNECT: usize = 1000;
-/// How often a join is retried when a removal races with it (see [`Hub::join`]).
-const JOIN_ATTEMPTS: usize = 5;
-
 /// A handled event's answer: the payload for the ack, and the success event to send
 /// to the caller (none for `messages:create`, whose success is the room's
 /// `messages:new`).
 #[derive(Debug)]
 pub struct Success {
     /// Event to emit to the caller with the payload, if any.
-    pub event: Option<&'static str>,
+    pub event: Option<ToClient>,
     /// The payload, serialised once.
     pub payload: Box<RawValue>,
 }
@@ -53,21 +47,6 @@ pub struct Exception {
     pub event: String,
     /// Why, fit for the client.
     pub message: String,
-}
-
-/// `{"status": "error", "message", "event"}`, the `exception` payload.
-#[derive(Serialize)]
-pub struct ExceptionPayload<'a> {
-    status: &'static str,
-    message: &'a str,
-    event: &'a str,
-}
-
-/// `{"status": "error", "message"}`, what an ack receives on failure.
-#[derive(Serialize)]
-pub struct AckError<'a> {
-    status: &'static str,
-    message: &'a str,
 }
 
 impl Exception {
@@ -104,39 +83,6 @@ pub struct Session {
     user: UserId,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct ChatIds {
-    chat_ids: Vec<String>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ChatIdsReply {
-    chat_ids: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct CreateMessage {
-    chat_id: String,
-    content: String,
-    #[serde(default)]
-    client_msg_id: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct GetMessages {
-    chat_id: String,
-    #[serde(default)]
-    take: Option<i64>,
-    #[serde(default)]
-    skip: Option<i64>,
-    #[serde(default)]
-    before: Option<String>,
-}
-
 impl Session {
     /// A session for connection `conn` of `user`.
     pub fn new(app: App, hub: Arc<Hub>, conn: ConnId, user: UserId) -> Self {
@@ -152,23 +98,25 @@ impl Session {
     /// once its message is queued, so that the connection may go on with its next
     /// event; every other event is answered [`Handled::Done`].
     pub async fn handle(&self, event: &str, data: Value) -> Handled {
-        let result = match event {
-            "chats:connect" => self.connect(data).await,
-            "chats:disconnect" => self.disconnect(data),
-            "messages:create" => match self.create(data).await {
+        let Some(known) = FromClient::from_name(event) else {
+            return Handled::Done(Err(Exception::new(event, "unknown event")));
+        };
+        let result = match known {
+            FromClient::ChatsConnect => self.connect(data).await,
+            FromClient::ChatsDisconnect => self.disconnect(data),
+            FromClient::MessagesCreate => match self.create(data).await {
                 Ok(queued) => {
                     return Handled::InFlight(Box::pin(async move {
                         queued
                             .finish()
                             .await
                             .and_then(|message| success(None, &MessageView::from(&message)))
-                            .map_err(|err| Exception::new(CREATE, describe(&err)))
+                            .map_err(|err| Exception::new(known.name(), describe(&err)))
                     }));
                 }
                 Err(err) => Err(err),
             },
-            "messages:get" => self.get(data).await,
-            _ => return Handled::Done(Err(Exception::new(event, "unknown event"))),
+            FromClient::MessagesGet => self.get(data).await,
         };
         Handled::Done(result.map_err(|err| Exception::new(event, describe(&err))))
     }
@@ -178,38 +126,33 @@ impl Session {
     /// client asks after sending (leaving the room, reading the history) sees its
     /// sends done.
     pub fn overtakes_sends_in_flight(event: &str) -> bool {
-        event == CREATE
+        FromClient::from_name(event) == Some(FromClient::MessagesCreate)
     }
 
     async fn connect(&self, data: Value) -> Result<Success, AppError> {
-        let ChatIds { chat_ids } = parse(data)?;
-        if chat_ids.is_empty() || chat_ids.len() > MAX_CHATS_PER_CONNECT {
-            return Err(InvalidInput::new("chatIds", "must name 1 to 1000 chats").into());
-        }
-        let ids = chat_ids_of(&chat_ids)?;
-        for _ in 0..JOIN_ATTEMPTS {
-            let checked_at = self.hub.generation();
-            self.app.chats.authorize_rooms(self.user, &ids).await?;
-            if self.hub.join(self.conn, &ids, checked_at) {
-                return success(
-                    Some("chats:connect:success"),
-                    &ChatIdsReply {
-                        chat_ids: strings(&ids),
-                    },
-                );
-            }
-        }
-        Err(InvalidInput::new("chatIds", "membership changed while joining; try again").into())
+        let events::ChatIds { chat_ids } = parse(data)?;
+        let chats = ChatIds::parse(&chat_ids)?;
+        let seats = Seats {
+            hub: &self.hub,
+            conn: self.conn,
+        };
+        self.app.chats.join_rooms(self.user, &chats, &seats).await?;
+        success(
+            FromClient::ChatsConnect.success(),
+            &events::ChatIds {
+                chat_ids: strings(chats.as_slice()),
+            },
+        )
     }
 
     fn disconnect(&self, data: Value) -> Result<Success, AppError> {
-        let ChatIds { chat_ids } = parse(data)?;
-        let ids = chat_ids_of(&chat_ids)?;
-        self.hub.leave(self.conn, &ids);
+        let events::ChatIds { chat_ids } = parse(data)?;
+        let chats = ChatIds::parse_to_leave(&chat_ids)?;
+        self.hub.leave(self.conn, chats.as_slice());
         success(
-            Some("chats:disconnect:success"),
-            &ChatIdsReply {
-                chat_ids: strings(&ids),
+            FromClient::ChatsDisconnect.success(),
+            &events::ChatIds {
+                chat_ids: strings(chats.as_slice()),
             },
         )
     }
@@ -239,24 +182,28 @@ impl Session {
             before,
         } = parse(data)?;
         let chat = ChatId::parse(&chat_id, "chatId")?;
-        let page = Limit::parse(
-            take,
-            HistoryPage::DEFAULT_LIMIT,
-            HistoryPage::MAX_LIMIT,
-            "take",
-        )
-        .and_then(|limit| {
-            Ok(HistoryPage {
-                limit,
-                skip: HistoryPage::parse_skip(skip)?,
-                before: before.map(|b| MessageId::parse(&b, "before")).transpose()?,
-            })
-        });
+        let page = HistoryPage::parse(take, "take", skip, before.as_deref());
         let messages = self.app.messages.history(self.user, chat, page).await?;
         success(
-            Some("messages:get:success"),
+            FromClient::MessagesGet.success(),
             &wire::views::<_, MessageView>(&messages),
         )
+    }
+}
+
+/// A connection's seats in the hub's rooms, for the app's join.
+struct Seats<'a> {
+    hub: &'a Hub,
+    conn: ConnId,
+}
+
+impl RoomSeats for Seats<'_> {
+    fn mark(&self) -> u64 {
+        self.hub.generation()
+    }
+
+    fn join_unless_changed(&self, chats: &[ChatId], mark: u64) -> bool {
+        self.hub.join(self.conn, chats, mark)
     }
 }
 
@@ -265,18 +212,11 @@ fn parse<T: DeserializeOwned>(data: Value) -> Result<T, InvalidInput> {
         .map_err(|err| InvalidInput::new("", format!("invalid payload: {err}")))
 }
 
-fn chat_ids_of(raw: &[String]) -> Result<Vec<ChatId>, InvalidInput> {
-    raw.iter()
-        .enumerate()
-        .map(|(i, id)| ChatId::parse(id, &format!("chatIds[{i}]")))
-        .collect()
-}
-
 fn strings(ids: &[ChatId]) -> Vec<String> {
     ids.iter().map(ToString::to_string).collect()
 }
 
-fn success<T: Serialize>(event: Option<&'static str>, payload: &T) -> Result<Success, AppError> {
+fn success<T: Serialize>(event: Option<ToClient>, payload: &T) -> Result<Success, AppError> {
     let payload = serde_json::value::to_raw_value(payload).map_err(AppError::internal)?;
     Ok(Success { event, payload })
 }

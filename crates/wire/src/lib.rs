@@ -2,6 +2,8 @@
 //! `Message`) and its timestamp format. Both the REST and the socket adapters answer
 //! with these, so a resource looks the same on every transport.
 
+pub mod events;
+
 use domain::{Chat, ChatMember, Message, User};
 use serde::Serialize;
 use time::OffsetDateTime;
