@@ -18,6 +18,7 @@ use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
 use crate::helpers::{TestServer, assert_no_content, history_ids, id_of, one_chat};
+use crate::metrics::scrape_until;
 use crate::sockets::{Kind, Socket, in_room};
 
 /// A `redis-server` of the test's own, on a free loopback port, keeping nothing on disk.
@@ -366,4 +367,33 @@ async fn while_redis_is_away_each_node_serves_its_own_sockets_and_after_it_every
         .request("chats:connect", json!({ "chatIds": [chat] }))
         .await;
     assert_eq!(refused["status"], "error");
+}
+
+#[tokio::test]
+async fn metrics_show_the_cluster_link_going_down_and_up_and_count_the_catch_up_cut_offs() {
+    let mut redis = TestRedis::start().await;
+    let nodes = cluster(&redis, 1).await;
+    let node = &nodes[0];
+    let link_up = |up: f64| {
+        move |scrape: &crate::metrics::Scrape| scrape.sum("messenger_cluster_link_up", &[]) == up
+    };
+    scrape_until(node, "the link up", link_up(1.0)).await;
+    let (chat, users) = one_chat(node, &["alice"]).await;
+    let mut socket = in_room(node, Kind::Ws, &users[0].1, &chat).await;
+
+    redis.stop().await;
+    scrape_until(node, "the link down", link_up(0.0)).await;
+    redis.resume().await;
+    scrape_until(node, "the link up again", link_up(1.0)).await;
+    assert_eq!(
+        socket.expect_closed().await,
+        Some((4009, "catch up".to_owned()))
+    );
+    scrape_until(node, "one catch-up cut-off counted", |scrape| {
+        scrape.sum(
+            "messenger_connections_cut_off_total",
+            &[("reason", "catch_up")],
+        ) == 1.0
+    })
+    .await;
 }

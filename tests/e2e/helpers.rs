@@ -701,7 +701,7 @@ pub fn with_database(url: &str, name: &str) -> String {
 
 /// A loopback port nobody listens on right now. (Another process could take it before
 /// the server binds it; on a test machine that race is rare enough.)
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free port");
     listener
         .local_addr()

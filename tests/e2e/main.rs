@@ -23,6 +23,7 @@ mod helpers;
 mod import;
 mod members;
 mod messages;
+mod metrics;
 mod migrate_store;
 mod postgres_only;
 mod realtime;

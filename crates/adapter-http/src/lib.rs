@@ -5,6 +5,7 @@
 mod error;
 mod extract;
 mod limits;
+mod metrics;
 mod parse_errors;
 mod routes;
 
@@ -21,6 +22,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+pub use self::metrics::describe as describe_metrics;
 pub use error::ApiError;
 pub use extract::bearer_token;
 pub use limits::RequestLimits;
@@ -107,6 +109,8 @@ pub fn router_with(state: HttpState, pages: Router, limits: RequestLimits) -> Ro
             limits::enforce,
         ))
         .layer(CatchPanicLayer::custom(error::panic_response))
+        // Outside the limits and the panic guard, so that their answers are counted too.
+        .layer(axum::middleware::from_fn(crate::metrics::record))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request<_>| {

@@ -18,6 +18,7 @@ mod chats;
 mod error;
 mod message_writer;
 mod messages;
+mod metrics;
 mod send_order;
 mod users;
 
@@ -31,6 +32,7 @@ use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
+pub use self::metrics::describe as describe_metrics;
 pub use error::PostgresError;
 
 use crate::message_writer::MessageWriter;
@@ -181,6 +183,12 @@ impl PostgresStore {
     pub async fn close(&self) {
         self.writer.stop().await;
         self.pool.close().await;
+    }
+
+    /// Sets the gauges of the pool's use (connections in use, idle, and the most it
+    /// opens) to what they are now: called when `/metrics` is scraped.
+    pub fn record_pool_usage(&self) {
+        crate::metrics::record_pool(&self.pool, "main");
     }
 }
 

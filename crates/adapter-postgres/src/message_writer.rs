@@ -48,15 +48,21 @@ use crate::error::store_error;
 /// The handle on the store's message writer task; every clone queues to the same task.
 pub(crate) type MessageWriter = sql_batch::MessageWriter<Writer>;
 
+/// The store's name in its metrics.
+const STORE: &str = "postgres";
+
 /// Starts the writer task of the store behind `pool`, on the current Tokio runtime. A
 /// batch that takes longer than `timeout` (a database frozen or cut off while the
 /// writer holds a connection) fails with [`StoreError::Unreachable`].
 pub(crate) fn start(pool: PgPool, timeout: Duration) -> MessageWriter {
-    MessageWriter::start(Writer {
-        pool,
-        connection: None,
-        timeout,
-    })
+    MessageWriter::start(
+        STORE,
+        Writer {
+            pool,
+            connection: None,
+            timeout,
+        },
+    )
 }
 
 /// A batch that took longer than the store's timeout. It may still have been stored:

@@ -12,6 +12,9 @@
 //! with backoff.
 
 mod envelope;
+mod metrics;
+
+pub use self::metrics::describe as describe_metrics;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -110,6 +113,7 @@ impl RedisDelivery {
             link: watch::Sender::new(false),
             own: Mutex::new(HashMap::new()),
         });
+        crate::metrics::link_up(false);
         let listener = tokio::spawn(listen(client, publisher.clone(), Arc::clone(&shared)));
         Ok(Self {
             shared,
@@ -179,6 +183,7 @@ impl RoomEvents for RedisDelivery {
 impl Shared {
     fn set_subscribed(&self, subscribed: bool) {
         self.link.send_replace(subscribed);
+        crate::metrics::link_up(subscribed);
     }
 
     fn own(&self) -> std::sync::MutexGuard<'_, HashMap<u64, OwnEvent>> {
@@ -201,6 +206,7 @@ impl Shared {
         let Some(reason) = failure else {
             return false;
         };
+        crate::metrics::publish_failed();
         if state == Some(OwnEvent::Echoed) {
             return false;
         }

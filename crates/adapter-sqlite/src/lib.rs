@@ -41,6 +41,7 @@ mod chats;
 mod error;
 mod message_writer;
 mod messages;
+mod metrics;
 mod users;
 
 use std::path::{Path, PathBuf};
@@ -59,6 +60,7 @@ use sqlx::{Sqlite, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use self::metrics::describe as describe_metrics;
 pub use error::SqliteError;
 
 use crate::error::{InvalidTimestamp, store_error};
@@ -300,6 +302,13 @@ impl SqliteStore {
         self.writer.stop().await;
         self.pools.readers.close().await;
         self.pools.writer.close().await;
+    }
+
+    /// Sets the gauges of the pools' use (connections in use, idle, and the most each
+    /// opens) to what they are now: called when `/metrics` is scraped.
+    pub fn record_pool_usage(&self) {
+        crate::metrics::record_pool(&self.pools.writer, "writer");
+        crate::metrics::record_pool(&self.pools.readers, "readers");
     }
 }
 

@@ -35,9 +35,12 @@ use crate::{Micros, Pools, now_micros};
 /// The handle on the store's message writer task; every clone queues to the same task.
 pub(crate) type MessageWriter = sql_batch::MessageWriter<Writer>;
 
+/// The store's name in its metrics.
+const STORE: &str = "sqlite";
+
 /// Starts the writer task of the store behind `pools`, on the current Tokio runtime.
 pub(crate) fn start(pools: Pools) -> MessageWriter {
-    MessageWriter::start(Writer { pools })
+    MessageWriter::start(STORE, Writer { pools })
 }
 
 /// Stores batches of messages, each in one transaction on the writing connection.

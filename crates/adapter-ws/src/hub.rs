@@ -201,13 +201,21 @@ impl Hub {
         let mut failed = Vec::new();
         {
             let rooms = self.read();
+            let room = rooms.members.get(&chat);
             let skipped = left_out.and_then(|user| rooms.by_user.get(&user));
-            for id in rooms.members.get(&chat).into_iter().flatten() {
+            for id in room.into_iter().flatten() {
                 if skipped.is_some_and(|own| own.contains(id)) {
                     continue;
                 }
                 offer(&rooms.conns, *id, frame, &mut failed);
             }
+            let skipped_here = skipped.map_or(0, |own| {
+                own.iter()
+                    .filter(|id| room.is_some_and(|r| r.contains(id)))
+                    .count()
+            });
+            let offered = room.map_or(0, HashSet::len) - skipped_here;
+            crate::metrics::delivered(offered, failed.len());
         }
         self.forget(failed);
     }
@@ -242,6 +250,8 @@ impl Hub {
             for id in members.get(&chat).into_iter().flatten().chain(&removed) {
                 offer(conns, *id, frame, &mut failed);
             }
+            let offered = members.get(&chat).map_or(0, HashSet::len) + removed.len();
+            crate::metrics::delivered(offered, failed.len());
         }
         self.forget(failed);
     }
@@ -253,12 +263,15 @@ impl Hub {
             let mut rooms = self.write();
             rooms.generation += 1;
             let Rooms { members, conns, .. } = &mut *rooms;
-            for id in members.remove(&chat).unwrap_or_default() {
+            let room = members.remove(&chat).unwrap_or_default();
+            let offered = room.len();
+            for id in room {
                 if let Some(entry) = conns.get_mut(&id) {
                     entry.rooms.remove(&chat);
                 }
                 offer(conns, id, frame, &mut failed);
             }
+            crate::metrics::delivered(offered, failed.len());
         }
         self.forget(failed);
     }
@@ -288,6 +301,7 @@ impl Hub {
                     "closing a connection whose outgoing queue is over its budget (slow consumer)"
                 );
                 conn.close(CloseReason::Slow);
+                crate::metrics::cut_off(CloseReason::Slow, 1);
             }
             // A connection that is already closed is only forgotten: closing it again
             // would give it a reason it did not close for (a `/ws` client's own close
@@ -330,6 +344,7 @@ impl Hub {
             conn.close(CloseReason::TokenExpired);
             self.unregister(*id);
         }
+        crate::metrics::cut_off(CloseReason::TokenExpired, expired.len());
         expired.len()
     }
 
@@ -342,6 +357,7 @@ impl Hub {
             .values()
             .map(|entry| Arc::clone(&entry.conn))
             .collect();
+        crate::metrics::cut_off(why, all.len());
         for conn in all {
             conn.close(why);
         }
@@ -366,6 +382,11 @@ impl Hub {
     /// How many connections are registered (for metrics and tests).
     pub fn connections(&self) -> usize {
         self.read().conns.len()
+    }
+
+    /// How many rooms have a connection in them (for metrics).
+    pub fn room_count(&self) -> usize {
+        self.read().members.len()
     }
 
     /// How many connections are in `chat`'s room.

@@ -13,6 +13,7 @@ mod frame;
 mod handshake;
 mod hub;
 pub mod link;
+mod metrics;
 mod reply;
 mod session;
 mod socketio;
@@ -27,6 +28,7 @@ use domain::ports::RoomEvents;
 use socketioxide::SocketIo;
 use socketioxide::layer::SocketIoLayer;
 
+pub use self::metrics::{RoomGauge, describe as describe_metrics};
 pub use audit::RoomAudit;
 pub use delivery::LocalDelivery;
 pub use frame::Frame;
@@ -183,6 +185,11 @@ impl Endpoints {
     /// tracing), so that its refusals look like every other answer.
     pub fn ws_routes(&self) -> Router {
         self.router.clone()
+    }
+
+    /// The gauge of this process's rooms, to sample when metrics are scraped.
+    pub fn room_gauge(&self) -> RoomGauge {
+        RoomGauge::new(Arc::clone(&self.hub))
     }
 
     /// A handle that closes every socket at shutdown.

@@ -342,6 +342,7 @@ async fn work(
     mut inbound: mpsc::UnboundedReceiver<Box<Inbound>>,
     stop: CancellationToken,
 ) {
+    let _live = crate::metrics::Live::connection(crate::metrics::Protocol::SocketIo);
     let reader = Arc::clone(&conn);
     let events = futures_util::stream::poll_fn(move |cx| inbound.poll_recv(cx))
         .map(move |inbound| -> Incoming<AckSender> {

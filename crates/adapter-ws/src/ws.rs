@@ -124,6 +124,7 @@ impl Connection for WsConnection {
 }
 
 async fn run(socket: WebSocket, realtime: Realtime, token: VerifiedToken) {
+    let _live = crate::metrics::Live::connection(crate::metrics::Protocol::Ws);
     let user = token.user;
     let (mut sink, stream) = socket.split();
     let (outgoing, mut queue) = mpsc::unbounded_channel::<Utf8Bytes>();

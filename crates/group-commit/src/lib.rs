@@ -25,13 +25,18 @@
 //!
 //! What stays with the store: how a batch is written, and the answer of each item in it
 //! (an item may fail on its own without failing its batch mates).
+//!
+//! Each task reports, under the name it was started with (the `store` label), the size
+//! of every batch (`messenger_group_commit_batch_size`, items) and how long its write
+//! took (`messenger_group_commit_duration_seconds`), through the `metrics` facade: a
+//! process without a recorder pays nothing for them.
 
 use std::error::Error;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
@@ -163,11 +168,12 @@ impl<W: BatchWriter> Future for Queued<W> {
 }
 
 impl<W: BatchWriter> GroupCommit<W> {
-    /// Starts the task that writes with `writer`, on the current Tokio runtime.
+    /// Starts the task that writes with `writer`, on the current Tokio runtime. `name`
+    /// labels its metrics (the store's name, e.g. `postgres`).
     ///
     /// # Panics
     /// Outside a Tokio runtime, or when `limits` allow no item in a batch or the queue.
-    pub fn start(writer: W, limits: Limits) -> Self {
+    pub fn start(name: &'static str, writer: W, limits: Limits) -> Self {
         assert!(
             limits.max_batch > 0 && limits.queue > 0,
             "a group commit needs room for at least one item"
@@ -175,7 +181,15 @@ impl<W: BatchWriter> GroupCommit<W> {
         let (queue, jobs) = mpsc::channel(limits.queue);
         let stop = Arc::new(Notify::new());
         let (finished_tx, finished) = watch::channel(());
-        tokio::spawn(run(writer, limits, jobs, Arc::clone(&stop), finished_tx));
+        let metrics = BatchMetrics::named(name);
+        tokio::spawn(run(
+            writer,
+            limits,
+            metrics,
+            jobs,
+            Arc::clone(&stop),
+            finished_tx,
+        ));
         Self {
             queue,
             stop,
@@ -222,6 +236,7 @@ impl<W: BatchWriter> GroupCommit<W> {
 async fn run<W: BatchWriter>(
     mut writer: W,
     limits: Limits,
+    metrics: BatchMetrics,
     mut queue: mpsc::Receiver<Job<W>>,
     stop: Arc<Notify>,
     _finished: watch::Sender<()>,
@@ -252,9 +267,48 @@ async fn run<W: BatchWriter>(
             continue;
         }
         let items: Vec<&W::Item> = jobs.iter().map(|job| &job.item).collect();
+        let started = Instant::now();
         let written = writer.write_batch(&items).await;
+        metrics.batch(items.len(), started.elapsed());
         drop(items);
         answer(jobs.drain(..), written);
+    }
+}
+
+/// Describes the group commit's metrics to the installed recorder (the `# HELP` lines).
+pub fn describe_metrics() {
+    metrics::describe_histogram!(
+        "messenger_group_commit_batch_size",
+        "Items per group commit, by store."
+    );
+    metrics::describe_histogram!(
+        "messenger_group_commit_duration_seconds",
+        "Seconds each group commit took to write, by store."
+    );
+}
+
+/// The metrics of one task, looked up once when it starts.
+struct BatchMetrics {
+    size: metrics::Histogram,
+    duration: metrics::Histogram,
+}
+
+impl BatchMetrics {
+    fn named(name: &'static str) -> Self {
+        Self {
+            size: metrics::histogram!("messenger_group_commit_batch_size", "store" => name),
+            duration: metrics::histogram!(
+                "messenger_group_commit_duration_seconds",
+                "store" => name
+            ),
+        }
+    }
+
+    /// Records one batch of `items`, written (or failed) in `took`.
+    #[allow(clippy::cast_precision_loss)] // a batch holds at most a few thousand items
+    fn batch(&self, items: usize, took: Duration) {
+        self.size.record(items as f64);
+        self.duration.record(took);
     }
 }
 
@@ -356,7 +410,7 @@ mod tests {
             gate: Some(Arc::clone(&gate)),
             ..Recorder::default()
         };
-        let commit = GroupCommit::start(recorder.clone(), LIMITS);
+        let commit = GroupCommit::start("test", recorder.clone(), LIMITS);
         let first = commit.enqueue(first).await.unwrap();
         while recorder.batches.lock().unwrap().is_empty() {
             tokio::task::yield_now().await;
@@ -372,7 +426,7 @@ mod tests {
     #[tokio::test]
     async fn each_caller_gets_its_own_answer() {
         let recorder = Recorder::default();
-        let commit = GroupCommit::start(recorder.clone(), LIMITS);
+        let commit = GroupCommit::start("test", recorder.clone(), LIMITS);
         assert_eq!(commit.write(3).await.unwrap(), 6);
         assert_eq!(commit.write(5).await.unwrap(), 10);
         assert_eq!(*recorder.batches.lock().unwrap(), vec![vec![3], vec![5]]);
@@ -462,7 +516,7 @@ mod tests {
             ..LIMITS
         };
         let recorder = Recorder::default();
-        let commit = GroupCommit::start(recorder.clone(), limits);
+        let commit = GroupCommit::start("test", recorder.clone(), limits);
         commit.write(1).await.unwrap();
         let released = || *recorder.released.lock().unwrap();
         tokio::time::timeout(Duration::from_secs(10), async {
@@ -489,7 +543,7 @@ mod tests {
                 Ok(Vec::new())
             }
         }
-        let commit = GroupCommit::start(Forgetful, LIMITS);
+        let commit = GroupCommit::start("test", Forgetful, LIMITS);
         assert!(matches!(commit.write(1).await, Err(NotWritten::Unanswered)));
         commit.stop().await;
     }

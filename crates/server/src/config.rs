@@ -1,7 +1,7 @@
 //! The server's configuration: the contract's environment variables, each also a
 //! command-line flag (`--port 8080` or `PORT=8080`).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -81,6 +81,12 @@ pub struct Config {
     #[arg(long, env = "SOCKET_INCOMING_BUDGET", default_value = "1MiB", value_parser = parse_bytes)]
     pub socket_incoming_budget: u64,
 
+    /// Where to serve `GET /metrics` (Prometheus), e.g. `127.0.0.1:9090` or
+    /// `10.0.0.5:9090`: a private address for the scraper alone. When set, the public
+    /// port does not serve `/metrics`; when unset, the public port does.
+    #[arg(long, env = "METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
     /// Serve the web client at `/` (`true` or `false`).
     #[arg(long, env = "WEB_CLIENT", default_value_t = true, action = clap::ArgAction::Set,
           value_parser = clap::builder::BoolishValueParser::new())]
@@ -106,6 +112,7 @@ impl Config {
             socket_outgoing_budget: adapter_ws::Budgets::default().outgoing,
             socket_incoming_budget: adapter_ws::Budgets::default().incoming,
             web_client: true,
+            metrics_addr: None,
         }
     }
 
@@ -241,6 +248,22 @@ mod tests {
             "99999999999999999MiB",
         ] {
             assert!(parse_bytes(bad).is_err(), "{bad} must be refused");
+        }
+    }
+
+    #[test]
+    fn metrics_stay_on_the_public_port_unless_given_an_address_of_their_own() {
+        assert_eq!(
+            Config::try_parse_from(["server"]).unwrap().metrics_addr,
+            None
+        );
+        let config = Config::try_parse_from(["server", "--metrics-addr", "10.0.0.5:9090"]).unwrap();
+        assert_eq!(config.metrics_addr, Some("10.0.0.5:9090".parse().unwrap()));
+        for bad in ["9090", "localhost", "10.0.0.5"] {
+            assert!(
+                Config::try_parse_from(["server", "--metrics-addr", bad]).is_err(),
+                "{bad} must be refused"
+            );
         }
     }
 

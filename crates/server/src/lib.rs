@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod metrics;
 pub mod moves;
 mod progress;
 mod serve;
@@ -33,6 +34,8 @@ pub struct Application {
     store: store::Store,
     sockets_closer: SocketCloser,
     idle_timeout: std::time::Duration,
+    /// `/metrics` on its own address (`METRICS_ADDR`), when configured.
+    metrics: Option<(TcpListener, axum::Router)>,
 }
 
 impl Application {
@@ -45,6 +48,8 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         // Checked before anything is opened: a forgeable key must stop the start at once.
         let jwt_secret = jwt_secret(&config)?;
+        // Before anything counts: the sockets keep the handles they first look up.
+        let metrics_handle = metrics::install()?;
         let store = store::Store::open(&config).await?;
         let topology = cluster::Topology::from_config(&config, &store)?;
 
@@ -68,11 +73,24 @@ impl Application {
         }
         let sockets = rooms.endpoints(app.clone(), config.socket_budgets());
         let sockets_closer = sockets.closer();
-        // Pages beside the API, under its middleware: `/ws`, and the web client.
-        let pages = if config.web_client {
-            sockets.ws_routes().merge(web_client::router())
-        } else {
-            sockets.ws_routes()
+        let metrics_router = metrics::router(metrics_handle, sockets.room_gauge(), store.clone());
+        // Pages beside the API, under its middleware: `/ws`, the web client, and
+        // `/metrics` unless it has an address of its own.
+        let mut pages = sockets.ws_routes();
+        if config.web_client {
+            pages = pages.merge(web_client::router());
+        }
+        let metrics = match config.metrics_addr {
+            Some(address) => {
+                let listener = TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("cannot listen on METRICS_ADDR {address}"))?;
+                Some((listener, metrics_router))
+            }
+            None => {
+                pages = pages.merge(metrics_router);
+                None
+            }
         };
         let router = sockets.around(adapter_http::router_with(
             HttpState {
@@ -98,6 +116,7 @@ impl Application {
             store,
             sockets_closer,
             idle_timeout: config.http_idle_timeout,
+            metrics,
         })
     }
 
@@ -109,6 +128,18 @@ impl Application {
         self.listener.local_addr()
     }
 
+    /// The address `/metrics` is served on when `METRICS_ADDR` gave it one (useful with
+    /// port 0); `None` when it is served on the public port.
+    ///
+    /// # Errors
+    /// When the socket cannot report its address.
+    pub fn metrics_addr(&self) -> std::io::Result<Option<SocketAddr>> {
+        self.metrics
+            .as_ref()
+            .map(|(listener, _)| listener.local_addr())
+            .transpose()
+    }
+
     /// Serves until SIGINT or SIGTERM, then stops accepting, disconnects the sockets,
     /// lets in-flight requests finish and closes the database pool.
     ///
@@ -116,6 +147,19 @@ impl Application {
     /// When serving fails.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         tracing::info!(address = %self.listener.local_addr()?, "listening");
+        // Plain axum serving: the scraper is trusted, and gets none of the public
+        // port's defences. Stopped with the server.
+        let metrics = match self.metrics {
+            Some((listener, router)) => {
+                tracing::info!(address = %listener.local_addr()?, "serving /metrics");
+                Some(tokio::spawn(async move {
+                    if let Err(err) = axum::serve(listener, router).await {
+                        tracing::error!(%err, "serving /metrics failed");
+                    }
+                }))
+            }
+            None => None,
+        };
         let closer = self.sockets_closer;
         let stopping = async move {
             shutdown_signal().await;
@@ -133,6 +177,9 @@ impl Application {
             stopping,
         )
         .await?;
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -196,6 +196,14 @@ impl Store {
         Ok(())
     }
 
+    /// Sets the gauges of the database pools' use to what they are now (for `/metrics`).
+    pub fn record_pool_usage(&self) {
+        match self {
+            Self::Postgres(store) => store.record_pool_usage(),
+            Self::Sqlite(store) => store.record_pool_usage(),
+        }
+    }
+
     /// Closes every connection, waiting for those in use to be returned.
     pub async fn close(&self) {
         match self {

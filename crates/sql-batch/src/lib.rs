@@ -110,13 +110,21 @@ impl<W: WriteBatch> std::fmt::Debug for MessageWriter<W> {
 }
 
 impl<W: WriteBatch> MessageWriter<W> {
-    /// Starts the writer task, storing with `writer`, on the current Tokio runtime.
+    /// Starts the writer task of the store named `store` (its metrics' label), storing
+    /// with `writer`, on the current Tokio runtime.
     ///
     /// # Panics
     /// Outside a Tokio runtime.
-    pub fn start(writer: W) -> Self {
+    pub fn start(store: &'static str, writer: W) -> Self {
         Self {
-            commit: GroupCommit::start(Writer(writer), LIMITS),
+            commit: GroupCommit::start(
+                store,
+                Writer {
+                    inner: writer,
+                    store,
+                },
+                LIMITS,
+            ),
         }
     }
 
@@ -168,7 +176,11 @@ fn not_written(err: NotWritten<StoreError>) -> StoreError {
 }
 
 /// A store's [`WriteBatch`] as the group-commit task's [`BatchWriter`].
-struct Writer<W>(W);
+struct Writer<W> {
+    inner: W,
+    /// The store's name, the `store` label of its metrics.
+    store: &'static str,
+}
 
 impl<W: WriteBatch> BatchWriter for Writer<W> {
     type Item = NewMessage;
@@ -181,17 +193,39 @@ impl<W: WriteBatch> BatchWriter for Writer<W> {
         messages: &[&NewMessage],
     ) -> Result<Vec<InsertAnswer>, StoreError> {
         let mut batch = Batch::new(messages);
-        self.0.write(&mut batch).await?;
-        Ok(batch.answers())
+        self.inner.write(&mut batch).await?;
+        let answers = batch.answers();
+        count_stored(self.store, &answers);
+        Ok(answers)
     }
 
     fn holds_idle_resources(&self) -> bool {
-        self.0.holds_idle_resources()
+        self.inner.holds_idle_resources()
     }
 
     fn release_idle_resources(&mut self) {
-        self.0.release_idle_resources();
+        self.inner.release_idle_resources();
     }
+}
+
+/// Describes the metrics of the stores' writers, their group commit's included, to the
+/// installed recorder (the `# HELP` lines).
+pub fn describe_metrics() {
+    group_commit::describe_metrics();
+    metrics::describe_counter!(
+        "messenger_messages_stored_total",
+        "New messages committed (a repeated clientMsgId is not counted)."
+    );
+}
+
+/// Counts the new messages among a committed batch's answers (a repeated `clientMsgId`
+/// answers the message stored before, which is not stored again).
+fn count_stored(store: &'static str, answers: &[InsertAnswer]) {
+    let new = answers
+        .iter()
+        .filter(|answer| matches!(answer, Ok((_, true))))
+        .count();
+    metrics::counter!("messenger_messages_stored_total", "store" => store).increment(new as u64);
 }
 
 /// One batch of messages being stored, and each one's answer as the store finds it.
