@@ -157,24 +157,6 @@ impl Socket {
         data
     }
 
-    /// Asserts that no event arrives within `window`.
-    pub async fn expect_silence(&mut self, window: Duration) {
-        if let Some((name, data)) = self.inbox.pop_front() {
-            panic!("expected silence, got {name} {data}");
-        }
-        let quiet = tokio::time::timeout(window, async {
-            loop {
-                if let Incoming::Event(name, data) = self.read().await {
-                    return (name, data);
-                }
-            }
-        })
-        .await;
-        if let Ok((name, data)) = quiet {
-            panic!("expected silence, got {name} {data}");
-        }
-    }
-
     /// Sends `event` with `data` as one message of exactly `len` bytes on the wire,
     /// padding `data` with a `pad` field; returns the ack's id. (The server refuses
     /// unknown fields, so a padded event that is read gets an error ack.)
