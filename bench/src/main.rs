@@ -33,7 +33,7 @@ use crate::api::Api;
 use crate::redis::Redis;
 use crate::report::Outcome;
 use crate::scenarios::{Ctx, Scenario, Sizes};
-use crate::server::{Database, Launch, Nodes, StoreKind};
+use crate::server::{Launch, Nodes, StoreKind, fresh_database};
 use crate::sio::Protocol;
 
 /// Command-line options; sizes left out take the full run's defaults, or with
@@ -196,7 +196,7 @@ async fn run(args: Args) -> Result<bool> {
     let mut failure = None;
     for store in stores {
         eprintln!("\n==> store: {store}");
-        let database = Database::create(store).await?;
+        let database = fresh_database(store).await?;
         let result = async {
             let redis = if nodes > 1 {
                 let log = log_dir.join(format!("redis-{store}.log"));

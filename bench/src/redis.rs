@@ -12,8 +12,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
-use crate::server::free_port;
-
 /// How long a fresh `redis-server` may take to answer `PING`.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -111,4 +109,13 @@ async fn ping(port: u16) -> bool {
         .ok()
         .flatten()
         .unwrap_or(false)
+}
+
+/// A free TCP port on the loopback interface, free when asked: `redis-server` cannot
+/// pick its own and say which (`--port 0` turns TCP off), so it binds this one right
+/// after; another process could take it in between, which on a bench machine is rare.
+fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+        .context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
 }

@@ -1,29 +1,24 @@
 //! The server under test: its database (a fresh SQLite data directory or a fresh
 //! PostgreSQL database, removed afterwards), its processes (one, or the nodes of a
-//! cluster, each started on a free loopback port and restarted between scenarios so
-//! each one measures fresh processes), and what `/proc` says about their CPU time and
-//! memory.
+//! cluster, each started on a loopback port it picks itself and restarted between
+//! scenarios so each one measures fresh processes), and what `/proc` says about their
+//! CPU time and memory. Scratch databases and reading the bound port come from
+//! `test-support`, shared with the end-to-end suite.
 
-use std::fmt;
 use std::fs::{self, File};
-use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use test_support::listening::{bound_address, report_address};
 use tokio::process::{Child, Command};
-use uuid::Uuid;
 
 use crate::redis::Redis;
 
-/// The PostgreSQL server databases are created in when `DATABASE_URL` is unset.
-const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-/// How long a fresh server may take to answer `GET /healthz` (and, as a cluster node,
-/// to report itself connected on `GET /readyz`).
+/// How long a fresh server may take to listen (and, as a cluster node, to report
+/// itself connected on `GET /readyz`).
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The kernel's clock ticks per second in `/proc/<pid>/stat` (`USER_HZ`, 100 on every
@@ -31,117 +26,15 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 const TICKS_PER_SECOND: f64 = 100.0;
 
 /// Which database the server stores into.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreKind {
-    /// The embedded default: SQLite in `DATA_DIR`.
-    Sqlite,
-    /// PostgreSQL, a database of its own on the local server.
-    Postgres,
-}
+pub use test_support::StoreKind;
+/// A database made for one benchmark run (a fresh SQLite data directory or PostgreSQL
+/// database); [`Database::destroy`] removes it.
+pub use test_support::database::Scratch as Database;
 
-impl fmt::Display for StoreKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Sqlite => "sqlite",
-            Self::Postgres => "postgres",
-        })
-    }
-}
-
-/// A database made for one benchmark run; [`Database::destroy`] removes it.
-pub enum Database {
-    /// A fresh data directory; the server makes `messenger.db` in it.
-    Sqlite {
-        /// The directory.
-        dir: PathBuf,
-    },
-    /// A fresh PostgreSQL database.
-    Postgres {
-        /// The administrative database it was created from.
-        admin_url: String,
-        /// The URL the server connects to.
-        url: String,
-        /// Its name.
-        name: String,
-    },
-}
-
-impl Database {
-    /// Creates an empty database of the given kind. PostgreSQL's administrative
-    /// database is `DATABASE_URL`, else the local server with trust authentication.
-    pub async fn create(kind: StoreKind) -> Result<Self> {
-        let tag = Uuid::new_v4().simple().to_string();
-        match kind {
-            StoreKind::Sqlite => {
-                let dir = std::env::temp_dir().join(format!("messenger-bench-{tag}"));
-                fs::create_dir_all(&dir)
-                    .with_context(|| format!("creating the data directory {}", dir.display()))?;
-                Ok(Self::Sqlite { dir })
-            }
-            StoreKind::Postgres => {
-                let admin_url =
-                    std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned());
-                let name = format!("bench_{tag}");
-                let url = with_database(&admin_url, &name);
-                let mut admin = PgConnection::connect(&admin_url).await.with_context(|| {
-                    format!("connecting to PostgreSQL at {admin_url} (set DATABASE_URL)")
-                })?;
-                sqlx::raw_sql(AssertSqlSafe(format!(r#"create database "{name}""#)))
-                    .execute(&mut admin)
-                    .await
-                    .with_context(|| format!("creating the database {name}"))?;
-                admin.close().await.ok();
-                Ok(Self::Postgres {
-                    admin_url,
-                    url,
-                    name,
-                })
-            }
-        }
-    }
-
-    /// Which kind of store this is.
-    pub fn kind(&self) -> StoreKind {
-        match self {
-            Self::Sqlite { .. } => StoreKind::Sqlite,
-            Self::Postgres { .. } => StoreKind::Postgres,
-        }
-    }
-
-    /// Removes the database and everything in it.
-    pub async fn destroy(self) -> Result<()> {
-        match self {
-            Self::Sqlite { dir } => {
-                fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))
-            }
-            Self::Postgres {
-                admin_url, name, ..
-            } => {
-                let mut admin = PgConnection::connect(&admin_url).await?;
-                sqlx::raw_sql(AssertSqlSafe(format!(
-                    r#"drop database if exists "{name}" with (force)"#
-                )))
-                .execute(&mut admin)
-                .await
-                .with_context(|| format!("dropping the database {name}"))?;
-                admin.close().await.ok();
-                Ok(())
-            }
-        }
-    }
-}
-
-/// `url` with its database name replaced by `name` (query parameters kept).
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (url, String::new()),
-    };
-    let authority = base.find("://").map_or(0, |i| i + 3);
-    let path = base[authority..]
-        .find('/')
-        .map_or(base.len(), |i| authority + i);
-    format!("{}/{name}{query}", &base[..path])
+/// A fresh, empty database of `kind` for one run. PostgreSQL's administrative database
+/// is `DATABASE_URL`, else the local server with trust authentication.
+pub async fn fresh_database(kind: StoreKind) -> Result<Database> {
+    Database::create(kind, "bench").await
 }
 
 /// A running server process. Dropping it kills the process.
@@ -186,31 +79,29 @@ impl Launch<'_> {
 }
 
 impl Server {
-    /// Starts server `node` of the launch on a free loopback port and waits until
-    /// `GET /healthz` answers (and, in a cluster, until `GET /readyz` says the node
+    /// Starts server `node` of the launch on a loopback port it picks and waits until
+    /// it listens and `GET /healthz` answers (and, in a cluster, until `GET /readyz` says the node
     /// hears the others).
     pub async fn start(launch: &Launch<'_>, node: usize, http: &reqwest::Client) -> Result<Self> {
-        let port = free_port()?;
         let log_path = launch.log(node);
         let log = File::options()
             .create(true)
             .append(true)
             .open(&log_path)
             .with_context(|| format!("opening the server log {}", log_path.display()))?;
-        let log_err = log.try_clone()?;
         let mut command = Command::new(launch.binary);
         command
             .env_remove("PASSWORD_MIN_LENGTH")
             .env("HOST", "127.0.0.1")
-            .env("PORT", port.to_string())
             .env("JWT_SECRET", launch.jwt_secret)
             // Long enough for the slowest full run; tokens are made once per store.
             .env("JWT_TTL", "6h")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
+            .stderr(log)
             .kill_on_drop(true);
+        // It logs to stderr; its stdout says where it listens.
+        report_address(&mut command, None);
         match launch.database {
             Database::Sqlite { dir } => {
                 command.env_remove("DATABASE_URL").env("DATA_DIR", dir);
@@ -223,46 +114,43 @@ impl Server {
             Some(redis) => command.env("REDIS_URL", redis.url()),
             None => command.env_remove("REDIS_URL"),
         };
-        let child = command
+        let mut child = command
             .spawn()
             .with_context(|| format!("starting {}", launch.binary.display()))?;
         let pid = child.id().context("the server exited at once")?;
+        let address = bound_address(&mut child, STARTUP_TIMEOUT)
+            .await
+            .with_context(|| format!("see {}", log_path.display()))?;
         let mut server = Self {
-            port,
-            base_url: format!("http://127.0.0.1:{port}"),
+            port: address.port(),
+            base_url: format!("http://{address}"),
             child,
             pid,
         };
-        server.wait_until_healthy(http, &log_path).await?;
+        server.check_health(http, &log_path).await?;
         if launch.redis.is_some() {
             server.wait_until_in_cluster(http, &log_path).await?;
         }
         Ok(server)
     }
 
-    /// Polls `/healthz` until it answers 200.
-    async fn wait_until_healthy(&mut self, http: &reqwest::Client, log: &Path) -> Result<()> {
-        let started = Instant::now();
+    /// Asks `/healthz` of the listening server once: it must answer 200.
+    async fn check_health(&self, http: &reqwest::Client, log: &Path) -> Result<()> {
         let url = format!("{}/healthz", self.base_url);
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                bail!(
-                    "the server exited ({status}) before answering GET /healthz; see {}",
-                    log.display()
-                );
-            }
-            let answer = http.get(&url).timeout(Duration::from_secs(1)).send().await;
-            if answer.is_ok_and(|r| r.status().is_success()) {
-                return Ok(());
-            }
-            if started.elapsed() > STARTUP_TIMEOUT {
-                bail!(
-                    "the server did not answer GET /healthz within {STARTUP_TIMEOUT:?}; see {}",
-                    log.display()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let answer = http
+            .get(&url)
+            .timeout(STARTUP_TIMEOUT)
+            .send()
+            .await
+            .with_context(|| format!("GET /healthz; see {}", log.display()))?;
+        if !answer.status().is_success() {
+            bail!(
+                "GET /healthz answered {}; see {}",
+                answer.status(),
+                log.display()
+            );
         }
+        Ok(())
     }
 
     /// Polls `/readyz` until it says `"cluster":"connected"`: the node is subscribed
@@ -406,13 +294,6 @@ impl NodesSample {
     }
 }
 
-/// A free TCP port on the loopback interface (free when asked; the server binds it
-/// right after).
-pub fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
-}
-
 /// What `/proc` reports about a process at one moment.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProcSample {
@@ -475,15 +356,6 @@ impl ProcSample {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_database_name_is_replaced_and_the_query_kept() {
-        assert_eq!(
-            with_database("postgres://u@h:5432/postgres?sslmode=disable", "b"),
-            "postgres://u@h:5432/b?sslmode=disable"
-        );
-        assert_eq!(with_database("postgres://u@h", "b"), "postgres://u@h/b");
-    }
 
     #[test]
     fn this_process_has_cpu_time_and_memory() {

@@ -1,13 +1,13 @@
-//! A minimal Socket.IO client speaking the wire format over a raw WebSocket
-//! (engine.io v4, socket.io v5): just what a load generator needs, so one client costs
-//! little more than its TCP connection. It also speaks the plain `/ws` protocol (JSON
-//! frames `{"event", "data", "ack"}`), for the idle connections of that endpoint.
+//! The benchmark's socket client: a minimal one over a raw WebSocket, just what a load
+//! generator needs, so one client costs little more than its TCP connection. It speaks
+//! Socket.IO (engine.io v4, socket.io v5) and the plain `/ws` protocol, whose frames
+//! `test_support::wire` builds and splits (the exchange is described there).
 //!
-//! The exchange: connect `ws://…/socket.io/?EIO=4&transport=websocket`, read the
-//! engine.io open packet `0{…}`, send `40{"token":…}` to connect the default namespace,
-//! expect `40{"sid":…}` (or `44{…}`, refused). Afterwards the server pings (`2`) and is
-//! answered (`3`); events are `42["name",payload]`, with an ack id
-//! `42<id>["name",payload]`, and acks come back as `43<id>[payload]`.
+//! It is not the end-to-end suite's client (`tests/e2e/sockets.rs`), though both share
+//! that wire module: a load generator wants thousands of connections on tasks of their
+//! own, frames handed to a [`Handler`] undecoded, writes batched, and failures counted
+//! in [`Liveness`] rather than raised; a test wants each frame decoded and a panic
+//! that says what it expected.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,6 +23,8 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use test_support::wire::{self, Packet, parse};
+
 /// How long one step of the handshake (or of a join) may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -34,13 +36,7 @@ const MAX_PACKETS_PER_ANSWER: usize = 10_000;
 const WRITE_BATCH: usize = 64;
 
 /// Which of the server's real-time protocols a connection speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// Socket.IO on `/socket.io/`.
-    SocketIo,
-    /// The plain WebSocket protocol on `/ws`.
-    Ws,
-}
+pub use test_support::wire::Protocol;
 
 /// How to open one connection.
 pub struct Connect<'a> {
@@ -64,87 +60,6 @@ pub struct Socket {
     next_ack: u64,
 }
 
-/// One packet of the server, as far as the benchmark cares.
-#[derive(Debug, PartialEq, Eq)]
-enum Packet<'a> {
-    /// engine.io ping: answer with a pong.
-    Ping,
-    /// The namespace is connected (`40{…}`).
-    Connected,
-    /// The connection was refused (`44{…}`), with the server's payload.
-    Refused(&'a str),
-    /// An event; the text is its `["name",payload]` array.
-    Event(&'a str),
-    /// The answer to our ack id; the text is its argument array.
-    Ack(u64, &'a str),
-    /// The server closed the namespace or the engine.io session.
-    Closed,
-    /// Anything else (pong, noop, …).
-    Other,
-    /// Not a packet this protocol has.
-    Malformed,
-}
-
-/// Splits one text frame of `protocol` into a [`Packet`].
-fn parse(protocol: Protocol, text: &str) -> Packet<'_> {
-    match protocol {
-        Protocol::SocketIo => parse_socket_io(text),
-        Protocol::Ws => parse_ws(text),
-    }
-}
-
-/// A `/ws` frame: an ack `{"event":"ack","ack":N,…}`, else an event. Only the kind and
-/// the ack id matter here; the text handed on is the whole frame.
-fn parse_ws(text: &str) -> Packet<'_> {
-    let Ok(frame) = serde_json::from_str::<serde_json::Value>(text) else {
-        return Packet::Malformed;
-    };
-    match (frame["event"].as_str(), frame["ack"].as_u64()) {
-        (Some("ack"), Some(id)) => Packet::Ack(id, text),
-        (Some(_), _) => Packet::Event(text),
-        (None, _) => Packet::Malformed,
-    }
-}
-
-/// Splits one engine.io / Socket.IO text frame into a [`Packet`].
-fn parse_socket_io(text: &str) -> Packet<'_> {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some('2') => Packet::Ping,
-        Some('1') => Packet::Closed,
-        Some('3' | '6') => Packet::Other,
-        Some('4') => {
-            let rest = &text[1..];
-            match rest.as_bytes().first() {
-                Some(b'0') => Packet::Connected,
-                Some(b'1') => Packet::Closed,
-                Some(b'2') => {
-                    let body = &rest[1..];
-                    match body.find('[') {
-                        Some(start) if body[..start].bytes().all(|b| b.is_ascii_digit()) => {
-                            Packet::Event(&body[start..])
-                        }
-                        _ => Packet::Malformed,
-                    }
-                }
-                Some(b'3') => {
-                    let body = &rest[1..];
-                    let Some(start) = body.find('[') else {
-                        return Packet::Malformed;
-                    };
-                    match body[..start].parse() {
-                        Ok(id) => Packet::Ack(id, &body[start..]),
-                        Err(_) => Packet::Malformed,
-                    }
-                }
-                Some(b'4') => Packet::Refused(&rest[1..]),
-                _ => Packet::Malformed,
-            }
-        }
-        _ => Packet::Malformed,
-    }
-}
-
 impl Socket {
     /// Opens a WebSocket with the token: for Socket.IO, then the engine.io and
     /// Socket.IO handshakes; `/ws` takes the token in its URL.
@@ -160,13 +75,11 @@ impl Socket {
             .context("TCP connect timed out")?
             .context("TCP connect")?;
         stream.set_nodelay(true)?;
-        let url = match options.protocol {
-            Protocol::SocketIo => format!(
-                "ws://127.0.0.1:{}/socket.io/?EIO=4&transport=websocket",
-                options.port
-            ),
-            Protocol::Ws => format!("ws://127.0.0.1:{}/ws?token={}", options.port, options.token),
-        };
+        let url = wire::url(
+            &format!("127.0.0.1:{}", options.port),
+            options.protocol,
+            options.token,
+        );
         let config = WebSocketConfig::default().read_buffer_size(options.read_buffer);
         let (ws, _) = tokio::time::timeout(
             STEP_TIMEOUT,
@@ -185,11 +98,10 @@ impl Socket {
         }
 
         let open = socket.next_text().await?;
-        if !open.starts_with('0') {
+        if parse(Protocol::SocketIo, &open) != Packet::Open {
             bail!("expected the engine.io open packet, got {open:?}");
         }
-        let auth = serde_json::json!({ "token": options.token });
-        socket.send(format!("40{auth}")).await?;
+        socket.send(wire::connect_packet(options.token)).await?;
         for _ in 0..MAX_PACKETS_PER_ANSWER {
             let text = socket.next_text().await?;
             match parse(Protocol::SocketIo, &text) {
@@ -207,13 +119,8 @@ impl Socket {
         let id = self.next_ack;
         self.next_ack += 1;
         let data = serde_json::json!({ "chatIds": chat_ids });
-        let frame = match self.protocol {
-            Protocol::SocketIo => format!("42{id}[\"chats:connect\",{data}]"),
-            Protocol::Ws => {
-                serde_json::json!({ "event": "chats:connect", "data": data, "ack": id }).to_string()
-            }
-        };
-        self.send(frame).await?;
+        self.send(wire::event_frame(self.protocol, "chats:connect", &data, id))
+            .await?;
         for _ in 0..MAX_PACKETS_PER_ANSWER {
             let text = self.next_text().await?;
             match parse(self.protocol, &text) {
@@ -252,7 +159,7 @@ impl Socket {
             match frame {
                 Some(Ok(Message::Text(text))) => {
                     if self.protocol == Protocol::SocketIo && text.as_str() == "2" {
-                        self.send("3".to_owned()).await?;
+                        self.send(wire::PONG.to_owned()).await?;
                         continue;
                     }
                     return Ok(text.as_str().to_owned());
@@ -411,7 +318,7 @@ async fn run<H: Handler>(
                 };
                 match parse(protocol, text.as_str()) {
                     Packet::Ping => {
-                        if let Err(err) = ws.send(Message::text("3")).await {
+                        if let Err(err) = ws.send(Message::text(wire::PONG)).await {
                             break format!("write error: {err}");
                         }
                     }
@@ -419,7 +326,7 @@ async fn run<H: Handler>(
                     Packet::Ack(id, args) => handler.ack(id, args),
                     Packet::Closed => break "disconnected by the server".to_owned(),
                     Packet::Refused(why) => break format!("refused: {why}"),
-                    Packet::Connected | Packet::Other => {}
+                    Packet::Open | Packet::Connected | Packet::Other => {}
                     Packet::Malformed => {
                         liveness.malformed.fetch_add(1, Ordering::Relaxed);
                     }
@@ -463,44 +370,4 @@ async fn write_batch(
         }
     }
     ws.flush().await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn socket_io_packets_are_recognised() {
-        let parse = parse_socket_io;
-        assert_eq!(parse("2"), Packet::Ping);
-        assert_eq!(parse("3"), Packet::Other);
-        assert_eq!(parse(r#"40{"sid":"x"}"#), Packet::Connected);
-        assert_eq!(
-            parse(r#"44{"message":"Unauthorized"}"#),
-            Packet::Refused(r#"{"message":"Unauthorized"}"#)
-        );
-        assert_eq!(
-            parse(r#"42["messages:new",{"id":"1"}]"#),
-            Packet::Event(r#"["messages:new",{"id":"1"}]"#)
-        );
-        assert_eq!(
-            parse(r#"4312[{"id":"1"}]"#),
-            Packet::Ack(12, r#"[{"id":"1"}]"#)
-        );
-        assert_eq!(parse("41"), Packet::Closed);
-        assert_eq!(parse("43x[]"), Packet::Malformed);
-        assert_eq!(parse(""), Packet::Malformed);
-        assert_eq!(parse("4"), Packet::Malformed);
-    }
-
-    #[test]
-    fn ws_frames_are_recognised() {
-        let ack = r#"{"event":"ack","ack":3,"data":{"chatIds":["x"]}}"#;
-        assert_eq!(parse(Protocol::Ws, ack), Packet::Ack(3, ack));
-        let event = r#"{"event":"messages:new","data":{"id":"1"}}"#;
-        assert_eq!(parse(Protocol::Ws, event), Packet::Event(event));
-        assert_eq!(parse(Protocol::Ws, r#"{"data":1}"#), Packet::Malformed);
-        assert_eq!(parse(Protocol::Ws, "2"), Packet::Malformed);
-        assert_eq!(parse(Protocol::Ws, "not json"), Packet::Malformed);
-    }
 }

@@ -151,9 +151,14 @@ async fn a_message_sent_on_one_node_reaches_both_socket_kinds_on_every_node() {
     for socket in [&mut alice_ws, &mut bob_sio, &mut carol_ws] {
         assert_eq!(socket.expect_event("messages:new").await, reply);
     }
-    // Exactly once each.
+    // Exactly once each: two more messages, one from each of the other two nodes, are
+    // the next each socket hears. Every socket hears at least one of them through
+    // Redis, after anything published before it; a second copy would have come first.
+    let from_b = bob_sio.send_message(&chat, "marker from node B").await;
+    let from_c = carol_ws.send_message(&chat, "marker from node C").await;
     for socket in [&mut alice_ws, &mut bob_sio, &mut carol_ws] {
-        socket.expect_silence(Duration::from_millis(300)).await;
+        assert_eq!(socket.expect_event("messages:new").await, from_b);
+        assert_eq!(socket.expect_event("messages:new").await, from_c);
     }
 }
 
@@ -169,6 +174,10 @@ async fn a_removal_or_deletion_on_one_node_takes_effect_on_the_live_sockets_of_a
     let mut alice_ws = in_room(a, Kind::Ws, alice, &chat).await;
     let mut bob_sio = in_room(b, Kind::SocketIo, bob, &chat).await;
     let mut carol_ws = in_room(b, Kind::Ws, carol, &chat).await;
+    // Another chat of Alice and Bob, where Alice's messages show what Bob heard before
+    // them: anything node A published earlier reaches Bob's node first.
+    let other = id_of(&a.create_chat(alice, "marker", &[bob_id.as_str()]).await);
+    bob_sio.join(&[&other]).await;
 
     // Alice removes Bob over REST on node A; Bob's socket is on node B.
     let removed = remove_member(a, alice, &chat, bob_id).await;
@@ -179,14 +188,16 @@ async fn a_removal_or_deletion_on_one_node_takes_effect_on_the_live_sockets_of_a
     let after = alice_ws.send_message(&chat, "after Bob left").await;
     assert_eq!(alice_ws.expect_event("messages:new").await, after);
     assert_eq!(carol_ws.expect_event("messages:new").await, after);
-    bob_sio.expect_silence(Duration::from_millis(500)).await;
+    let marker = alice_ws.send_message(&other, "after the removal").await;
+    assert_eq!(bob_sio.expect_event("messages:new").await, marker);
 
     // Deleting the chat on node A tells and empties the room on node B.
     assert_no_content(a.delete(&format!("/chats/{chat}"), alice).await).await;
     let deleted = json!({ "chatId": chat });
     assert_eq!(alice_ws.expect_event("chats:deleted").await, deleted);
     assert_eq!(carol_ws.expect_event("chats:deleted").await, deleted);
-    bob_sio.expect_silence(Duration::from_millis(300)).await;
+    let marker = alice_ws.send_message(&other, "after the deletion").await;
+    assert_eq!(bob_sio.expect_event("messages:new").await, marker);
 }
 
 #[tokio::test]
@@ -230,7 +241,10 @@ async fn senders_on_different_nodes_are_heard_in_one_order_everywhere_the_stored
     assert_eq!(stored.len(), 2 * EACH);
     assert_eq!(heard_on_c, stored, "node C's order is not the stored order");
     assert_eq!(heard_on_a, stored, "node A's order is not the stored order");
-    carol_on_c.expect_silence(Duration::from_millis(300)).await;
+    // Nothing more: a message sent from node A after all of them is the next node C
+    // hears (it comes the same way, after them).
+    let marker = carol_on_a.send_message(&chat, "marker").await;
+    assert_eq!(carol_on_c.expect_event("messages:new").await, marker);
 }
 
 #[tokio::test]
@@ -311,7 +325,8 @@ async fn while_redis_is_away_each_node_serves_its_own_sockets_and_after_it_every
     let during = alice_on_a.send_message(&chat, "during the outage").await;
     assert_eq!(alice_on_a.expect_event("messages:new").await, during);
     assert_eq!(carol_on_a.expect_event("messages:new").await, during);
-    dave_on_b.expect_silence(Duration::from_millis(300)).await;
+    // (Dave's next event, below, is the removal: had `during` reached him, it would
+    // have come first.)
     // ...and find it in the history: the recovery a client makes after an outage.
     let dave_sees = history_ids(b, dave, &chat).await;
     assert_eq!(dave_sees, vec![id_of(&before), id_of(&during)]);

@@ -1,5 +1,5 @@
 //! End-to-end tests of the wire contract (shared/contract/API.md): the real `server`
-//! binary, started on a free port against a fresh database per test, driven exactly as a
+//! binary, started on a port it picks itself against a fresh database per test, driven exactly as a
 //! client would drive it (REST over HTTP; sockets in `realtime`).
 //!
 //! `E2E_STORE` picks the store: `postgres` (the default) or `sqlite` (the embedded

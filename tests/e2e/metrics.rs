@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
 use serde_json::json;
 
-use crate::helpers::{TestServer, assert_json, assert_problem, free_port, one_chat};
+use crate::helpers::{TestServer, assert_json, assert_problem, one_chat};
 use crate::sockets::{Kind, in_room};
 
 /// How long a gauge may take to follow a socket that opened or closed.
@@ -206,9 +206,10 @@ async fn a_scrape_shows_messages_deliveries_requests_logins_and_connections_movi
 
 #[tokio::test]
 async fn with_metrics_addr_metrics_are_served_there_and_not_on_the_public_port() {
-    let port = free_port();
-    let address = format!("127.0.0.1:{port}");
-    let server = TestServer::spawn_with(&[("METRICS_ADDR", &address)]).await;
+    // Port 0: the server binds a free port and says which in its log, so no other
+    // process can take the port between our choosing it and the server binding it.
+    let server = TestServer::spawn_logged(&[("METRICS_ADDR", "127.0.0.1:0")]).await;
+    let address = metrics_address_in(&server).await;
     // A request on the public port, so that there is something to see.
     assert_json(server.get_anonymous("/healthz").await, StatusCode::OK).await;
 
@@ -224,4 +225,26 @@ async fn with_metrics_addr_metrics_are_served_there_and_not_on_the_public_port()
         StatusCode::NOT_FOUND,
     )
     .await;
+}
+
+/// The address the server's log says `/metrics` is served on.
+async fn metrics_address_in(server: &TestServer) -> String {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let log = server.log();
+        let found = log
+            .lines()
+            .filter(|line| line.contains("serving /metrics"))
+            .find_map(|line| line.split("address=").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_owned);
+        if let Some(address) = found {
+            return address;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the server never said where it serves /metrics:\n{log}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

@@ -99,7 +99,7 @@ async fn a_store_moves_to_the_other_kind_and_back_with_nothing_lost_or_doubled()
 #[tokio::test]
 async fn moving_from_a_sqlite_file_that_does_not_exist_is_refused() {
     let app = TestServer::spawn().await;
-    let missing = Scratch::sqlite();
+    let missing = Scratch::sqlite().await;
 
     let output = app
         .run_binary(&[

@@ -1,35 +1,34 @@
 //! Real-time clients for the Rust tests: one interface over both socket kinds — the
-//! plain WebSocket protocol (`/ws`) and Socket.IO spoken on its wire format (engine.io
-//! v4 / socket.io v5 over a WebSocket: `0{…}` open, `40{auth}` connect, `42[name,data]`
-//! events, `42<id>[…]` with an ack that returns as `43<id>[data]`, `2`/`3` ping/pong).
+//! plain WebSocket protocol (`/ws`) and Socket.IO spoken on its wire format, whose
+//! frames `test_support::wire` splits (the benchmark's client shares it).
 //! The wire compatibility of Socket.IO itself is shown by the reference client suite
 //! (`realtime::the_reference_socket_io_client_suite_passes`); this is for tests that
 //! need Rust around the sockets (several server processes, a broker restarted…).
+//!
+//! It is not the benchmark's client (`bench/src/sio.rs`): a test wants each frame
+//! decoded into values, kept in order while it waits for something else, and a panic
+//! that says what was expected; a load generator wants thousands of connections on
+//! their own tasks, frames handed on undecoded, and errors counted, not raised.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use test_support::wire::{self, Packet};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::helpers::TestServer;
 
+/// Which protocol a [`Socket`] speaks: `Kind::Ws` (`/ws`) or `Kind::SocketIo`.
+pub use test_support::wire::Protocol as Kind;
+
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// How long something that must arrive may take.
 pub const ARRIVAL: Duration = Duration::from_secs(10);
-
-/// Which protocol a [`Socket`] speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// The plain WebSocket protocol on `/ws`.
-    Ws,
-    /// Socket.IO on `/socket.io/`.
-    SocketIo,
-}
 
 /// A connected, authenticated socket of either kind. Events that arrive while the test
 /// waits for an ack are kept, in order, for [`Socket::next_event`].
@@ -52,10 +51,7 @@ impl Socket {
     /// Connects to `server` as the holder of `token`.
     pub async fn connect(server: &TestServer, kind: Kind, token: &str) -> Self {
         let address = server.address.trim_start_matches("http://");
-        let url = match kind {
-            Kind::Ws => format!("ws://{address}/ws?token={token}"),
-            Kind::SocketIo => format!("ws://{address}/socket.io/?EIO=4&transport=websocket"),
-        };
+        let url = wire::url(address, kind, token);
         let (ws, _) = tokio::time::timeout(ARRIVAL, tokio_tungstenite::connect_async(url))
             .await
             .expect("the WebSocket upgrade within 10 s")
@@ -68,20 +64,23 @@ impl Socket {
         };
         if kind == Kind::SocketIo {
             let open = socket.read_text().await;
-            assert!(open.starts_with('0'), "engine.io open packet, got {open}");
-            socket
-                .write_text(format!("40{}", json!({ "token": token })))
-                .await;
+            assert_eq!(
+                wire::parse(kind, &open),
+                Packet::Open,
+                "engine.io open packet, got {open}"
+            );
+            socket.write_text(wire::connect_packet(token)).await;
             let connected = loop {
                 let packet = socket.read_text().await;
-                if packet == "2" {
-                    socket.write_text("3".to_owned()).await;
+                if wire::parse(kind, &packet) == Packet::Ping {
+                    socket.write_text(wire::PONG.to_owned()).await;
                 } else {
                     break packet;
                 }
             };
-            assert!(
-                connected.starts_with("40{"),
+            assert_eq!(
+                wire::parse(kind, &connected),
+                Packet::Connected,
                 "the namespace connect to be accepted, got {connected}"
             );
         }
@@ -101,11 +100,8 @@ impl Socket {
     pub async fn emit(&mut self, event: &str, data: Value) -> u64 {
         let id = self.next_ack;
         self.next_ack += 1;
-        let frame = match self.kind {
-            Kind::Ws => json!({ "event": event, "data": data, "ack": id }).to_string(),
-            Kind::SocketIo => format!("42{id}{}", json!([event, data])),
-        };
-        self.write_text(frame).await;
+        self.write_text(wire::event_frame(self.kind, event, &data, id))
+            .await;
         id
     }
 
@@ -161,24 +157,6 @@ impl Socket {
         data
     }
 
-    /// Asserts that no event arrives within `window`.
-    pub async fn expect_silence(&mut self, window: Duration) {
-        if let Some((name, data)) = self.inbox.pop_front() {
-            panic!("expected silence, got {name} {data}");
-        }
-        let quiet = tokio::time::timeout(window, async {
-            loop {
-                if let Incoming::Event(name, data) = self.read().await {
-                    return (name, data);
-                }
-            }
-        })
-        .await;
-        if let Ok((name, data)) = quiet {
-            panic!("expected silence, got {name} {data}");
-        }
-    }
-
     /// Sends `event` with `data` as one message of exactly `len` bytes on the wire,
     /// padding `data` with a `pad` field; returns the ack's id. (The server refuses
     /// unknown fields, so a padded event that is read gets an error ack.)
@@ -186,10 +164,7 @@ impl Socket {
         let id = self.next_ack;
         self.next_ack += 1;
         data["pad"] = json!("");
-        let frame = |data: &Value| match self.kind {
-            Kind::Ws => json!({ "event": event, "data": data, "ack": id }).to_string(),
-            Kind::SocketIo => format!("42{id}{}", json!([event, data])),
-        };
+        let frame = |data: &Value| wire::event_frame(self.kind, event, data, id);
         let bare = frame(&data).len();
         assert!(bare <= len, "{event} alone takes {bare} bytes");
         data["pad"] = json!("x".repeat(len - bare));
@@ -212,12 +187,13 @@ impl Socket {
                 Some(Ok(Message::Close(Some(frame)))) => {
                     return Some((frame.code.into(), frame.reason.as_str().to_owned()));
                 }
-                Some(Ok(Message::Text(text))) if self.kind == Kind::SocketIo && text == "2" => {
-                    self.write_text("3".to_owned()).await;
-                }
-                // The server's disconnect of the namespace: closed.
-                Some(Ok(Message::Text(text))) if self.kind == Kind::SocketIo && text == "41" => {
-                    return None;
+                Some(Ok(Message::Text(text))) if self.kind == Kind::SocketIo => {
+                    match wire::parse(self.kind, &text) {
+                        Packet::Ping => self.write_text(wire::PONG.to_owned()).await,
+                        // The server's disconnect of the namespace: closed.
+                        Packet::Closed => return None,
+                        _ => panic!("expected the socket closed, got {text}"),
+                    }
                 }
                 Some(Ok(Message::Text(text))) => panic!("expected the socket closed, got {text}"),
                 Some(Ok(_)) => {}
@@ -249,37 +225,24 @@ impl Socket {
 
     async fn read(&mut self) -> Incoming {
         let text = self.read_text().await;
-        match self.kind {
-            Kind::Ws => {
-                let frame: Value = serde_json::from_str(&text).expect("JSON frames on /ws");
-                let event = frame["event"].as_str().unwrap_or_default().to_owned();
-                if event == "ack" {
-                    Incoming::Ack(frame["ack"].as_u64().unwrap_or(0), frame["data"].clone())
-                } else {
-                    Incoming::Event(event, frame["data"].clone())
-                }
+        match wire::parse(self.kind, &text) {
+            Packet::Event(event) => {
+                let (name, data) = wire::event_of(self.kind, event)
+                    .unwrap_or_else(|| panic!("a JSON event, got {text}"));
+                Incoming::Event(name, data)
             }
-            Kind::SocketIo => self.decode_socket_io(&text).await,
+            Packet::Ack(id, args) => {
+                let data = wire::ack_of(self.kind, args)
+                    .unwrap_or_else(|| panic!("a JSON ack, got {text}"));
+                Incoming::Ack(id, data)
+            }
+            Packet::Ping => {
+                self.write_text(wire::PONG.to_owned()).await;
+                Incoming::Other
+            }
+            Packet::Malformed if self.kind == Kind::Ws => panic!("JSON frames on /ws, got {text}"),
+            _ => Incoming::Other,
         }
-    }
-
-    async fn decode_socket_io(&mut self, text: &str) -> Incoming {
-        if text == "2" {
-            self.write_text("3".to_owned()).await;
-            return Incoming::Other;
-        }
-        if let Some(rest) = text.strip_prefix("42") {
-            let array: Value = serde_json::from_str(rest).expect("a JSON event array");
-            let name = array[0].as_str().unwrap_or_default().to_owned();
-            return Incoming::Event(name, array[1].clone());
-        }
-        if let Some(rest) = text.strip_prefix("43") {
-            let digits = rest.find('[').unwrap_or(rest.len());
-            let id = rest[..digits].parse().expect("an ack id");
-            let array: Value = serde_json::from_str(&rest[digits..]).expect("a JSON ack array");
-            return Incoming::Ack(id, array[0].clone());
-        }
-        Incoming::Other
     }
 }
 

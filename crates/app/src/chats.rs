@@ -456,13 +456,24 @@ mod tests {
 
     #[tokio::test]
     async fn a_member_lists_the_members() {
+        let member = |n: u128, name: &str, joined_minute: i64| ChatMember {
+            user_id: user_id(n),
+            username: domain::Username::parse(name).unwrap(),
+            joined_at: time::OffsetDateTime::UNIX_EPOCH + time::Duration::minutes(joined_minute),
+        };
+        let stored = vec![member(1, "alice", 0), member(2, "bob", 5)];
         let mut chats = chats_with_chat_1();
+        let answer = stored.clone();
         chats
             .expect_members()
             .with(eq(chat_id(1)))
-            .returning(|_| Ok(Vec::new()));
+            .returning(move |_| Ok(answer.clone()));
         let svc = service(chats, MockUserRepository::new(), MockRoomEvents::new());
-        assert!(svc.list_members(user_id(2), chat_id(1)).await.is_ok());
+        // Exactly what the store holds, in its order: not an empty or reordered list.
+        assert_eq!(
+            svc.list_members(user_id(2), chat_id(1)).await.unwrap(),
+            stored
+        );
     }
 
     #[tokio::test]

@@ -23,6 +23,12 @@ pub struct Config {
     #[arg(long, env = "PORT", default_value_t = 3000)]
     pub port: u16,
 
+    /// Once listening, write the address bound (`127.0.0.1:43127`, one line) to this
+    /// file, in one write: how a supervisor or a test learns the port `PORT=0` picked.
+    /// `/dev/stdout` prints it instead.
+    #[arg(long, env = "ADDRESS_FILE")]
+    pub address_file: Option<PathBuf>,
+
     /// Database to use: `postgres://user@host:port/db` (or `postgresql://…`) for
     /// PostgreSQL, `sqlite://path/to/file.db` for SQLite. When unset, the embedded
     /// SQLite database `messenger.db` in the data directory.
@@ -99,6 +105,7 @@ impl Config {
         Self {
             host: IpAddr::from([127, 0, 0, 1]),
             port: 0,
+            address_file: None,
             database_url: Some(database_url.to_owned()),
             database_timeout: Duration::from_secs(1),
             data_dir: PathBuf::from("./data"),

@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Parser;
 use server::Application;
 use server::cli::Cli;
@@ -23,7 +24,15 @@ async fn main() -> ExitCode {
         match command {
             Some(command) => server::moves::run(command, &config).await,
             None => {
+                let address_file = config.address_file.clone();
                 let application = Application::build(config).await?;
+                if let Some(path) = address_file {
+                    // Connections made from now on wait in the listener's backlog.
+                    let address = application.local_addr()?;
+                    std::fs::write(&path, format!("{address}\n")).with_context(|| {
+                        format!("cannot write the address to {}", path.display())
+                    })?;
+                }
                 application.run_until_stopped().await
             }
         }

@@ -10,13 +10,12 @@ use app::ports::MessageQueue;
 use async_trait::async_trait;
 use domain::MessageId;
 use domain::ports::{ChatRepository, MessageRepository, UserRepository};
-use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
+use sqlx::{AssertSqlSafe, PgPool};
 use storage_contract::{FAILING_CONTENT, Fixture, Table};
+use test_support::StoreKind;
+use test_support::database::Scratch;
 use time::OffsetDateTime;
 use uuid::Uuid;
-
-/// The server tests create their databases on when `DATABASE_URL` is not set.
-const DEFAULT_SERVER_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// What a test gets: the store under test, and a separate pool on the same database for
 /// arranging and checking rows behind the repositories' backs.
@@ -28,24 +27,6 @@ pub struct TestDb {
     pub messages: Arc<dyn MessageRepository>,
 }
 
-/// The URL of the server tests create databases on.
-pub fn server_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_SERVER_URL.to_owned())
-}
-
-/// `url` with its database name replaced by `database`, query parameters kept.
-pub fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let authority = base.find("://").map_or(0, |i| i + 3);
-    let path = base[authority..]
-        .find('/')
-        .map_or(base.len(), |i| authority + i);
-    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
-    format!("{}/{database}{query}", &base[..path])
-}
-
 /// Runs `test` against a fresh, migrated database, and drops that database afterwards.
 /// The test runs in its own task so that a panic in it is caught, the database dropped,
 /// and the panic then resumed.
@@ -54,18 +35,10 @@ where
     F: FnOnce(TestDb) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let server = server_url();
-    // A generated name, so building the statement from a string is safe.
-    let name = format!("test_{}", Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&server)
+    let scratch = Scratch::create(StoreKind::Postgres, "test")
         .await
-        .expect("cannot connect to the test PostgreSQL server (set DATABASE_URL)");
-    sqlx::query(AssertSqlSafe(format!("create database {name}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-
-    let url = with_database(&server, &name);
+        .expect("cannot make a test database (set DATABASE_URL)");
+    let url = scratch.url();
     let outcome = match PostgresStore::connect(&url).await {
         Ok(store) => match PgPool::connect(&url).await {
             Ok(raw) => {
@@ -86,13 +59,7 @@ where
         Err(e) => Err(Box::new(format!("PostgresStore::connect failed: {e:?}")) as _),
     };
 
-    sqlx::query(AssertSqlSafe(format!(
-        "drop database if exists {name} with (force)"
-    )))
-    .execute(&mut admin)
-    .await
-    .unwrap();
-    admin.close().await.unwrap();
+    scratch.destroy().await.expect("dropping the test database");
 
     if let Err(panic) = outcome {
         resume_unwind(panic);
@@ -184,20 +151,4 @@ impl Fixture for TestDb {
         .await
         .unwrap();
     }
-}
-
-#[test]
-fn with_database_replaces_only_the_database_name() {
-    assert_eq!(
-        with_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
-        "postgres://postgres@127.0.0.1:5432/t1"
-    );
-    assert_eq!(
-        with_database("postgres://u:p@h/db?sslmode=disable", "t1"),
-        "postgres://u:p@h/t1?sslmode=disable"
-    );
-    assert_eq!(
-        with_database("postgres://h:5432", "t1"),
-        "postgres://h:5432/t1"
-    );
 }
