@@ -17,6 +17,7 @@ use serde_json::value::RawValue;
 use wire::MessageView;
 
 use crate::hub::{ConnId, Hub};
+use crate::pacing::Pacer;
 
 /// The event that sends a message.
 const CREATE: &str = "messages:create";
@@ -102,6 +103,7 @@ pub struct Session {
     hub: Arc<Hub>,
     conn: ConnId,
     user: UserId,
+    pacer: Arc<Pacer>,
 }
 
 #[derive(Deserialize)]
@@ -139,12 +141,13 @@ struct GetMessages {
 
 impl Session {
     /// A session for connection `conn` of `user`.
-    pub fn new(app: App, hub: Arc<Hub>, conn: ConnId, user: UserId) -> Self {
+    pub fn new(app: App, hub: Arc<Hub>, conn: ConnId, user: UserId, pacer: Arc<Pacer>) -> Self {
         Self {
             app,
             hub,
             conn,
             user,
+            pacer,
         }
     }
 
@@ -215,6 +218,8 @@ impl Session {
     }
 
     async fn create(&self, data: Value) -> Result<QueuedSend, AppError> {
+        // Past the user's burst, each send waits its turn (this socket's next events too).
+        self.pacer.wait_turn(self.user).await;
         let CreateMessage {
             chat_id,
             content,
