@@ -25,6 +25,7 @@ mod members;
 mod messages;
 mod migrate_store;
 mod postgres_only;
+mod protection;
 mod realtime;
 mod scratch;
 mod sockets;

@@ -121,3 +121,55 @@ async fn add_headers(State(computed): State<Computed>, request: Request, next: N
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use axum::response::Html;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn answer(router: &Router, path: &str) -> axum::http::HeaderMap {
+        let request = Request::get(path).body(Body::empty()).expect("a request");
+        let response = router.clone().oneshot(request).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK);
+        response.headers().clone()
+    }
+
+    #[tokio::test]
+    async fn an_html_page_without_a_policy_gets_the_page_policy_and_keeps_its_own_if_set() {
+        let router = protect(
+            Router::new()
+                .route("/docs", get(|| async { Html("<p>docs</p>") }))
+                .route(
+                    "/own",
+                    get(|| async {
+                        (
+                            [(header::CONTENT_SECURITY_POLICY, "default-src 'none'")],
+                            Html("<p>strict</p>"),
+                        )
+                    }),
+                )
+                .route("/json", get(|| async { axum::Json(1) })),
+            &BrowserPolicy::default(),
+        );
+        let docs = answer(&router, "/docs").await;
+        assert_eq!(
+            docs[header::CONTENT_SECURITY_POLICY],
+            HTML_CONTENT_SECURITY_POLICY
+        );
+        assert_eq!(docs[header::X_FRAME_OPTIONS], "DENY");
+        assert!(docs.get(header::STRICT_TRANSPORT_SECURITY).is_none());
+        let own = answer(&router, "/own").await;
+        assert_eq!(own[header::CONTENT_SECURITY_POLICY], "default-src 'none'");
+        let json = answer(&router, "/json").await;
+        assert_eq!(
+            json[header::CONTENT_SECURITY_POLICY],
+            API_CONTENT_SECURITY_POLICY
+        );
+        assert_eq!(json[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    }
+}
