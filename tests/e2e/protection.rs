@@ -308,6 +308,8 @@ async fn json_logs_are_one_object_a_line_carrying_the_request_id_into_the_use_ca
         .await
         .expect("registering");
     assert_json(response, StatusCode::CREATED).await;
+    let token = server.login("alice", PASSWORD).await;
+    assert_json(server.get("/users", &token).await, StatusCode::OK).await;
 
     let log = server.log();
     let lines: Vec<Value> = log
@@ -333,6 +335,7 @@ async fn json_logs_are_one_object_a_line_carrying_the_request_id_into_the_use_ca
     assert_eq!(registered["span"]["name"], "register", "{registered}");
     assert!(messages.iter().any(|m| m == "response"), "{messages:?}");
     assert!(!log.contains(PASSWORD), "a password was logged");
+    assert!(!log.contains(&token), "a token was logged");
 }
 
 #[tokio::test]
