@@ -97,6 +97,15 @@ impl Server {
             // Long enough for the slowest full run; tokens are made once per store.
             .env("JWT_TTL", "6h")
             .env("RUST_LOG", "warn")
+            // Every simulated user registers and logs in from 127.0.0.1 and sends as
+            // fast as the scenario asks: the limits a deployment keeps would measure
+            // themselves, not the server.
+            .env("RATE_LIMIT_LOGIN", "off")
+            .env("RATE_LIMIT_REGISTER", "off")
+            .env("RATE_LIMIT_FAILED_LOGINS", "off")
+            .env("SOCKET_MESSAGE_RATE", "off")
+            .env_remove("TRUSTED_PROXY_HEADER")
+            .env_remove("LOG_FORMAT")
             .stdin(Stdio::null())
             .stderr(log)
             .kill_on_drop(true);

@@ -26,6 +26,7 @@ mod messages;
 mod metrics;
 mod migrate_store;
 mod postgres_only;
+mod protection;
 mod realtime;
 mod scratch;
 mod sockets;

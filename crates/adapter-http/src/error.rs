@@ -4,12 +4,15 @@
 //! something failed on our side.
 
 use std::any::Any;
+use std::time::Duration;
 
 use app::{AppError, UnknownMember};
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+
+use crate::throttle::Limited;
 
 /// The `Retry-After` of a `503`: an unreachable database is usually back within
 /// seconds (a restart, a failover), and a sooner retry would only add load.
@@ -39,6 +42,24 @@ pub enum ApiError {
     /// The path exists, but not with this method.
     #[error("this method is not allowed on this path")]
     MethodNotAllowed,
+    /// A rate limit refused the request (see `throttle.rs`).
+    #[error("{}", too_many_requests_detail(*.limited))]
+    TooManyRequests {
+        /// Which limit.
+        limited: Limited,
+        /// When the limit allows the next request.
+        retry_after: Duration,
+    },
+}
+
+fn too_many_requests_detail(limited: Limited) -> &'static str {
+    match limited {
+        Limited::LoginsFromAddress => "too many login attempts from this address",
+        Limited::RegistrationsFromAddress => "too many registrations from this address",
+        Limited::FailedLoginsForUsername => {
+            "too many failed logins for this username; try again later"
+        }
+    }
 }
 
 /// An RFC 9457 problem document.
@@ -80,6 +101,7 @@ impl ApiError {
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -142,6 +164,14 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Self::TooManyRequests { retry_after, .. } = &self {
+            // Whole seconds, rounded up (and at least 1): a client that waits exactly
+            // this long finds the limit open again.
+            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response

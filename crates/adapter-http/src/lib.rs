@@ -2,12 +2,14 @@
 //! RFC 9457 problem details for every error, a request id and a tracing span on every
 //! request. Handlers translate HTTP into use-case calls and nothing more.
 
+mod browser;
 mod error;
 mod extract;
 mod limits;
 mod metrics;
 mod parse_errors;
 mod routes;
+mod throttle;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,10 +25,14 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 pub use self::metrics::describe as describe_metrics;
+pub use browser::{
+    API_CONTENT_SECURITY_POLICY, BrowserPolicy, HTML_CONTENT_SECURITY_POLICY, protect,
+};
 pub use error::ApiError;
 pub use extract::bearer_token;
 pub use limits::RequestLimits;
 pub use parse_errors::ProblemIo;
+pub use throttle::{ClientAddressSource, Limited, Rate, RateLimits, Throttle};
 
 /// Largest request body accepted; a larger one is `413`.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
@@ -94,7 +100,8 @@ pub fn router(state: HttpState) -> Router {
 
 /// [`router`] with `pages` (routes that are not the API, such as the web client) served
 /// under the same middleware, so they too carry request ids and are traced, and with
-/// `limits`: request ids, tracing, body limit, request timeout, panic containment.
+/// `limits`: request ids, tracing, body limit, request timeout, rate limits, panic
+/// containment.
 /// Other adapters (the sockets) merge their routes beside it, untouched by these limits
 /// (a socket lives longer than any request).
 pub fn router_with(state: HttpState, pages: Router, limits: RequestLimits) -> Router {
@@ -104,8 +111,9 @@ pub fn router_with(state: HttpState, pages: Router, limits: RequestLimits) -> Ro
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(axum::Extension(Throttle::new(limits.rates)))
         .layer(axum::middleware::from_fn_with_state(
-            limits,
+            limits.timeout,
             limits::enforce,
         ))
         .layer(CatchPanicLayer::custom(error::panic_response))

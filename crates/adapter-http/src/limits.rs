@@ -12,18 +12,23 @@ use axum::response::{IntoResponse, Response};
 
 use crate::BODY_LIMIT_BYTES;
 use crate::error::ApiError;
+use crate::throttle::RateLimits;
 
-/// How long one REST request may take, from its head to its answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How long one REST request may take, from its head to its answer, and how often a
+/// client may try to log in or register.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestLimits {
     /// Past it, the answer is `408`.
     pub timeout: Duration,
+    /// The rate limits of the auth routes (all off by default).
+    pub rates: RateLimits,
 }
 
 impl Default for RequestLimits {
     fn default() -> Self {
         Self {
             timeout: Duration::from_secs(30),
+            rates: RateLimits::default(),
         }
     }
 }
@@ -56,7 +61,7 @@ async fn too_large(request: Request) -> Response {
 
 /// The middleware: see the module docs.
 pub(crate) async fn enforce(
-    State(limits): State<RequestLimits>,
+    State(timeout): State<Duration>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -68,7 +73,7 @@ pub(crate) async fn enforce(
     if declared.is_some_and(|length| length > BODY_LIMIT_BYTES as u64) {
         return too_large(request).await;
     }
-    match tokio::time::timeout(limits.timeout, next.run(request)).await {
+    match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::RequestTimeout.into_response(),
     }

@@ -276,7 +276,7 @@ mod tests {
         let hub = Arc::new(Hub::default());
         let user = UserId::from_uuid(Uuid::from_u128(USER));
         let conn = hub.register(user, Arc::new(Nowhere));
-        let session = Session::new(app, hub, conn, user);
+        let session = Session::new(app, hub, conn, user, crate::pacing::Pacer::new(None));
 
         let (events_tx, events) = mpsc::unbounded_channel();
         let events = stream::unfold(events, |mut events| async move {

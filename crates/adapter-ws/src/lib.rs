@@ -14,6 +14,7 @@ mod handshake;
 mod hub;
 pub mod link;
 mod metrics;
+mod pacing;
 mod reply;
 mod session;
 mod socketio;
@@ -33,6 +34,7 @@ pub use audit::RoomAudit;
 pub use delivery::LocalDelivery;
 pub use frame::Frame;
 pub use hub::{CloseReason, ConnId, Connection, Hub, Undeliverable};
+pub use pacing::Pacing;
 
 /// Byte budgets of each connection's queues (docs/API.md, "Flow control").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +46,9 @@ pub struct Budgets {
     /// an event is refused with `exception` "too many requests in flight". (`/ws` is
     /// read only as fast as it is handled, so TCP holds its client back instead.)
     pub incoming: u64,
+    /// Each user's `messages:create` rate on this node, past which sends wait their
+    /// turn (see `pacing.rs`); `None` does not pace.
+    pub message_pacing: Option<Pacing>,
 }
 
 impl Default for Budgets {
@@ -51,6 +56,7 @@ impl Default for Budgets {
         Self {
             outgoing: 1024 * 1024,
             incoming: 1024 * 1024,
+            message_pacing: None,
         }
     }
 }
@@ -79,6 +85,7 @@ pub(crate) struct Realtime {
     hub: Arc<Hub>,
     budgets: Budgets,
     transports: Arc<socketio::Transports>,
+    pacer: Arc<pacing::Pacer>,
 }
 
 /// This process's rooms and the path that delivers into them.
@@ -136,6 +143,7 @@ impl Rooms {
             hub: Arc::clone(&self.hub),
             budgets,
             transports: Arc::default(),
+            pacer: pacing::Pacer::new(budgets.message_pacing),
         };
         let transports = Arc::clone(&realtime.transports);
         let (layer, io) = socketio::layer(realtime.clone());

@@ -19,6 +19,7 @@ use wire::events::{
 };
 
 use crate::hub::{ConnId, Hub};
+use crate::pacing::Pacer;
 
 /// How a client event is answered.
 pub enum Handled {
@@ -81,16 +82,18 @@ pub struct Session {
     hub: Arc<Hub>,
     conn: ConnId,
     user: UserId,
+    pacer: Arc<Pacer>,
 }
 
 impl Session {
     /// A session for connection `conn` of `user`.
-    pub fn new(app: App, hub: Arc<Hub>, conn: ConnId, user: UserId) -> Self {
+    pub fn new(app: App, hub: Arc<Hub>, conn: ConnId, user: UserId, pacer: Arc<Pacer>) -> Self {
         Self {
             app,
             hub,
             conn,
             user,
+            pacer,
         }
     }
 
@@ -158,6 +161,8 @@ impl Session {
     }
 
     async fn create(&self, data: Value) -> Result<QueuedSend, AppError> {
+        // Past the user's burst, each send waits its turn (this socket's next events too).
+        self.pacer.wait_turn(self.user).await;
         let CreateMessage {
             chat_id,
             content,

@@ -139,7 +139,13 @@ async fn run(socket: WebSocket, realtime: Realtime, token: VerifiedToken) {
     let id = realtime
         .hub
         .register_until(user, conn.clone(), token.expires_at.unix_timestamp());
-    let session = Session::new(realtime.app.clone(), Arc::clone(&realtime.hub), id, user);
+    let session = Session::new(
+        realtime.app.clone(),
+        Arc::clone(&realtime.hub),
+        id,
+        user,
+        Arc::clone(&realtime.pacer),
+    );
 
     let writer = async {
         loop {

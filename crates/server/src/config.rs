@@ -2,9 +2,11 @@
 //! command-line flag (`--port 8080` or `PORT=8080`).
 
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use axum::http::{HeaderName, HeaderValue};
 use clap::Parser;
 
 /// Configuration of one server process.
@@ -97,6 +99,122 @@ pub struct Config {
     #[arg(long, env = "WEB_CLIENT", default_value_t = true, action = clap::ArgAction::Set,
           value_parser = clap::builder::BoolishValueParser::new())]
     pub web_client: bool,
+
+    /// Log lines as human-readable `text`, or as one JSON object a line (`json`) for
+    /// log shippers.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// `POST /auth/login` per client address: `COUNT/PERIOD` (that many at once, then
+    /// evenly over the period), or `off`.
+    #[arg(long, env = "RATE_LIMIT_LOGIN", default_value = "10/1m", value_parser = parse_rate)]
+    pub rate_limit_login: RateSetting,
+
+    /// `POST /auth/register` per client address: `COUNT/PERIOD`, or `off`.
+    #[arg(long, env = "RATE_LIMIT_REGISTER", default_value = "10/1h", value_parser = parse_rate)]
+    pub rate_limit_register: RateSetting,
+
+    /// Failed logins per username, from any address: `COUNT/PERIOD`, or `off`. Once used
+    /// up, logins to that username are refused (`429`) until the rate allows one more.
+    #[arg(long, env = "RATE_LIMIT_FAILED_LOGINS", default_value = "5/15m", value_parser = parse_rate)]
+    pub rate_limit_failed_logins: RateSetting,
+
+    /// The header that holds the client's address, set by the proxy in front
+    /// (`x-forwarded-for`; its last address counts). Only when every client comes
+    /// through that proxy; unset, the TCP peer's address counts and no header is trusted.
+    #[arg(long, env = "TRUSTED_PROXY_HEADER", value_parser = parse_header_name)]
+    pub trusted_proxy_header: Option<HeaderName>,
+
+    /// Origins whose pages may call the API from the browser (CORS), comma-separated:
+    /// `https://app.example.com,https://admin.example.com`. Unset: same origin only.
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_allowed_origins: Vec<HeaderValue>,
+
+    /// `Strict-Transport-Security` max-age (e.g. `365d`) for a server reached only over
+    /// HTTPS; unset sends no HSTS.
+    #[arg(long, env = "HSTS_MAX_AGE", value_parser = humantime::parse_duration)]
+    pub hsts_max_age: Option<Duration>,
+
+    /// Each user's `messages:create` a second on sockets, past the burst, or `off`:
+    /// sends beyond it wait their turn (paced, never refused).
+    #[arg(long, env = "SOCKET_MESSAGE_RATE", default_value = "5", value_parser = parse_per_second)]
+    pub socket_message_rate: MessageRate,
+
+    /// Messages a user may send at once before pacing starts.
+    #[arg(long, env = "SOCKET_MESSAGE_BURST", default_value = "10")]
+    pub socket_message_burst: NonZeroU32,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// For a person reading a terminal.
+    Text,
+    /// One JSON object a line, span fields (the request id) included.
+    Json,
+}
+
+/// A rate limit as configured: a rate, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateSetting(pub Option<adapter_http::Rate>);
+
+/// `COUNT/PERIOD` (`10/1m`, `5/15m`), or `off`.
+fn parse_rate(text: &str) -> Result<RateSetting, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(RateSetting(None));
+    }
+    let (count, period) = text
+        .split_once('/')
+        .ok_or_else(|| format!("`{text}` is not a rate like 10/1m, 5/15m or off"))?;
+    let count = count
+        .trim()
+        .parse::<NonZeroU32>()
+        .map_err(|_| format!("`{count}` is not a positive whole number of requests"))?;
+    let period = humantime::parse_duration(period.trim())
+        .map_err(|err| format!("`{period}` is not a period like 1m or 15m: {err}"))?;
+    if period < Duration::from_millis(1) {
+        return Err(format!("the period of `{text}` is too short"));
+    }
+    Ok(RateSetting(Some(adapter_http::Rate { count, period })))
+}
+
+/// Messages a second as configured, or `off` (`None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageRate(pub Option<NonZeroU32>);
+
+/// A whole number a second, or `off`.
+fn parse_per_second(text: &str) -> Result<MessageRate, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(MessageRate(None));
+    }
+    text.parse::<NonZeroU32>()
+        .map(|rate| MessageRate(Some(rate)))
+        .map_err(|_| format!("`{text}` is not a positive whole number a second, or off"))
+}
+
+fn parse_header_name(text: &str) -> Result<HeaderName, String> {
+    HeaderName::try_from(text.trim()).map_err(|_| format!("`{text}` is not a header name"))
+}
+
+/// An origin as browsers send it: `scheme://host[:port]`, nothing after.
+fn parse_origin(text: &str) -> Result<HeaderValue, String> {
+    let text = text.trim();
+    let url = url::Url::parse(text)
+        .map_err(|_| format!("`{text}` is not an origin like https://app.example.com"))?;
+    let origin = url.origin();
+    if !origin.is_tuple()
+        || !matches!(url.scheme(), "http" | "https")
+        || url.path() != "/" && !url.path().is_empty()
+        || url.query().is_some()
+    {
+        return Err(format!(
+            "`{text}` is not an origin like https://app.example.com (scheme, host and port only)"
+        ));
+    }
+    HeaderValue::from_str(&origin.ascii_serialization())
+        .map_err(|_| format!("`{text}` is not an origin"))
 }
 
 impl Config {
@@ -120,6 +238,15 @@ impl Config {
             socket_incoming_budget: adapter_ws::Budgets::default().incoming,
             web_client: true,
             metrics_addr: None,
+            log_format: LogFormat::Text,
+            rate_limit_login: RateSetting(None),
+            rate_limit_register: RateSetting(None),
+            rate_limit_failed_logins: RateSetting(None),
+            trusted_proxy_header: None,
+            cors_allowed_origins: Vec::new(),
+            hsts_max_age: None,
+            socket_message_rate: MessageRate(None),
+            socket_message_burst: NonZeroU32::MIN,
         }
     }
 
@@ -128,6 +255,34 @@ impl Config {
         adapter_ws::Budgets {
             outgoing: self.socket_outgoing_budget,
             incoming: self.socket_incoming_budget,
+            message_pacing: self
+                .socket_message_rate
+                .0
+                .map(|per_second| adapter_ws::Pacing {
+                    per_second,
+                    burst: self.socket_message_burst,
+                }),
+        }
+    }
+
+    /// The rate limits of the auth routes, and where the client address comes from.
+    pub fn rate_limits(&self) -> adapter_http::RateLimits {
+        adapter_http::RateLimits {
+            client_address: match &self.trusted_proxy_header {
+                Some(header) => adapter_http::ClientAddressSource::TrustedHeader(header.clone()),
+                None => adapter_http::ClientAddressSource::Peer,
+            },
+            login_per_address: self.rate_limit_login.0,
+            register_per_address: self.rate_limit_register.0,
+            failed_logins_per_username: self.rate_limit_failed_logins.0,
+        }
+    }
+
+    /// Security headers and CORS.
+    pub fn browser_policy(&self) -> adapter_http::BrowserPolicy {
+        adapter_http::BrowserPolicy {
+            cors_allowed_origins: self.cors_allowed_origins.clone(),
+            hsts_max_age: self.hsts_max_age,
         }
     }
 }
@@ -230,7 +385,89 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("/var/lib/m"));
         assert!(Config::try_parse_from(["server", "--password-min-length", "0"]).is_err());
         assert!(Config::try_parse_from(["server", "--jwt-ttl", "soon"]).is_err());
-        assert_eq!(config.socket_budgets(), adapter_ws::Budgets::default());
+        let budgets = config.socket_budgets();
+        assert_eq!(budgets.outgoing, adapter_ws::Budgets::default().outgoing);
+        assert_eq!(budgets.incoming, adapter_ws::Budgets::default().incoming);
+    }
+
+    #[test]
+    fn protections_are_on_by_default_and_each_can_be_set_or_turned_off() {
+        let config = Config::try_parse_from(["server"]).unwrap();
+        let minute = |n| adapter_http::Rate {
+            count: NonZeroU32::new(n).unwrap(),
+            period: Duration::from_secs(60),
+        };
+        let limits = config.rate_limits();
+        assert_eq!(limits.login_per_address, Some(minute(10)));
+        assert_eq!(
+            limits.failed_logins_per_username,
+            Some(adapter_http::Rate {
+                count: NonZeroU32::new(5).unwrap(),
+                period: Duration::from_secs(900)
+            })
+        );
+        assert_eq!(
+            limits.client_address,
+            adapter_http::ClientAddressSource::Peer
+        );
+        assert_eq!(
+            config.browser_policy(),
+            adapter_http::BrowserPolicy::default()
+        );
+        assert_eq!(config.log_format, LogFormat::Text);
+        let pacing = config.socket_budgets().message_pacing.unwrap();
+        assert_eq!((pacing.per_second.get(), pacing.burst.get()), (5, 10));
+
+        let config = Config::try_parse_from([
+            "server",
+            "--rate-limit-login",
+            "off",
+            "--rate-limit-register",
+            "3/1m",
+            "--trusted-proxy-header",
+            "X-Forwarded-For",
+            "--cors-allowed-origins",
+            "https://app.example.com, http://localhost:5173/",
+            "--hsts-max-age",
+            "365d",
+            "--log-format",
+            "json",
+            "--socket-message-rate",
+            "off",
+        ])
+        .unwrap();
+        let limits = config.rate_limits();
+        assert_eq!(limits.login_per_address, None);
+        assert_eq!(limits.register_per_address, Some(minute(3)));
+        assert_eq!(
+            limits.client_address,
+            adapter_http::ClientAddressSource::TrustedHeader(HeaderName::from_static(
+                "x-forwarded-for"
+            ))
+        );
+        assert_eq!(
+            config.browser_policy().cors_allowed_origins,
+            ["https://app.example.com", "http://localhost:5173"]
+        );
+        assert_eq!(config.hsts_max_age, Some(Duration::from_secs(365 * 86400)));
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(config.socket_budgets().message_pacing, None);
+
+        for (flag, bad) in [
+            ("--rate-limit-login", "10"),
+            ("--rate-limit-login", "0/1m"),
+            ("--rate-limit-login", "10/soon"),
+            ("--cors-allowed-origins", "*"),
+            ("--cors-allowed-origins", "https://app.example.com/path"),
+            ("--trusted-proxy-header", "not a header"),
+            ("--socket-message-rate", "0"),
+            ("--log-format", "xml"),
+        ] {
+            assert!(
+                Config::try_parse_from(["server", flag, bad]).is_err(),
+                "{flag} {bad} must be refused"
+            );
+        }
     }
 
     #[test]

@@ -25,7 +25,7 @@ use domain::PasswordPolicy;
 use tokio::net::TcpListener;
 use tower_http::normalize_path::NormalizePath;
 
-pub use config::Config;
+pub use config::{Config, LogFormat};
 
 /// A built, listening server, not yet serving.
 pub struct Application {
@@ -92,19 +92,24 @@ impl Application {
                 None
             }
         };
-        let router = sockets.around(adapter_http::router_with(
-            HttpState {
-                app,
-                readiness: Arc::new(Dependencies {
-                    store: store.clone(),
-                    cluster: topology.link,
-                }),
-            },
-            pages,
-            adapter_http::RequestLimits {
-                timeout: config.http_request_timeout,
-            },
-        ));
+        // Security headers and CORS around everything, Socket.IO's answers included.
+        let router = adapter_http::protect(
+            sockets.around(adapter_http::router_with(
+                HttpState {
+                    app,
+                    readiness: Arc::new(Dependencies {
+                        store: store.clone(),
+                        cluster: topology.link,
+                    }),
+                },
+                pages,
+                adapter_http::RequestLimits {
+                    timeout: config.http_request_timeout,
+                    rates: config.rate_limits(),
+                },
+            )),
+            &config.browser_policy(),
+        );
 
         let address = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(address)

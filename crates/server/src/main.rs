@@ -5,20 +5,26 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use server::Application;
 use server::cli::Cli;
+use server::{Application, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let Cli { config, command } = Cli::parse();
     let filter = EnvFilter::try_new(&config.rust_log).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        // Each line carries its spans (`spans`: the request's `request_id`, the use
+        // case's fields), so a shipper can group a request's lines.
+        LogFormat::Json => logs.json().init(),
         // Colours only for a person at a terminal, never into a file or a log shipper.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
 
     let done = async {
         match command {

@@ -63,7 +63,7 @@ where
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
         };
-        let (tcp, _peer) = match accepted {
+        let (tcp, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(err) => {
                 reserve.on_accept_error(&listener, &err).await;
@@ -81,6 +81,8 @@ where
             .clone()
             .map_request(move |mut request: hyper::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(link.clone()));
+                // The client's address, for the rate limits.
+                request.extensions_mut().insert(ConnectInfo(peer));
                 request
             })
             .map_err(|never: Infallible| match never {});

@@ -142,6 +142,17 @@ impl TestServer {
             .env_remove("REDIS_URL")
             .env("HOST", "127.0.0.1")
             .env("JWT_SECRET", &self.jwt_secret)
+            // The suite registers and logs in many users from 127.0.0.1 and sends
+            // bursts of messages: the limits a deployment keeps are off unless a test
+            // sets them (see `protection.rs`), and so is what only a test of it wants.
+            .env("RATE_LIMIT_LOGIN", "off")
+            .env("RATE_LIMIT_REGISTER", "off")
+            .env("RATE_LIMIT_FAILED_LOGINS", "off")
+            .env("SOCKET_MESSAGE_RATE", "off")
+            .env_remove("TRUSTED_PROXY_HEADER")
+            .env_remove("CORS_ALLOWED_ORIGINS")
+            .env_remove("HSTS_MAX_AGE")
+            .env_remove("LOG_FORMAT")
             .stdin(Stdio::null())
             .kill_on_drop(true);
         if let Some(path) = self.log.as_ref().filter(|_| !test_log) {
