@@ -10,6 +10,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// The `Retry-After` of a `503`: an unreachable database is usually back within
 /// seconds (a restart, a failover), and a sooner retry would only add load.
@@ -42,21 +43,33 @@ pub enum ApiError {
 }
 
 /// An RFC 9457 problem document.
-#[derive(Serialize)]
-struct Problem<'a> {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Problem {
+    /// Always `about:blank`: the status says what kind of problem it is.
     #[serde(rename = "type")]
+    #[schema(value_type = String, example = "about:blank")]
     kind: &'static str,
-    title: &'a str,
+    /// The status's reason phrase.
+    #[schema(value_type = String, example = "Bad Request")]
+    title: &'static str,
+    /// The HTTP status code.
+    #[schema(minimum = 400, maximum = 599, example = 400)]
     status: u16,
+    /// What went wrong, in one sentence; never a stack trace, SQL or another user's data.
+    #[schema(example = "members must not be empty")]
     detail: String,
+    /// The invalid fields, when a body or query failed validation.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
     errors: Vec<FieldProblem>,
 }
 
 /// One invalid field, in a problem's `errors` list.
-#[derive(Serialize)]
-struct FieldProblem {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct FieldProblem {
+    /// The field, as named in the request (`members[1]`), or `members` for unknown users.
     field: String,
+    /// What is wrong with it.
     message: String,
 }
 

@@ -2,9 +2,12 @@
 //! RFC 9457 problem details for every error, a request id and a tracing span on every
 //! request. Handlers translate HTTP into use-case calls and nothing more.
 
+mod docs;
 mod error;
 mod extract;
 mod limits;
+mod openapi;
+pub mod pages;
 mod parse_errors;
 mod routes;
 
@@ -21,9 +24,11 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+pub use docs::DOCS_CONTENT_SECURITY_POLICY;
 pub use error::ApiError;
 pub use limits::RequestLimits;
 pub use parse_errors::ProblemIo;
+pub use utoipa_axum::router::OpenApiRouter;
 
 /// Largest request body accepted; a larger one is `413`.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
@@ -86,18 +91,26 @@ async fn drop_unfit_request_id(mut request: Request<Body>) -> Request<Body> {
 
 /// The REST router with its middleware and the default [`RequestLimits`].
 pub fn router(state: HttpState) -> Router {
-    router_with(state, Router::new(), RequestLimits::default())
+    router_with(state, OpenApiRouter::new(), RequestLimits::default())
 }
 
-/// [`router`] with `pages` (routes that are not the API, such as the web client) served
-/// under the same middleware, so they too carry request ids and are traced, and with
-/// `limits`: request ids, tracing, body limit, request timeout, panic containment.
+/// [`router`] with `pages` (routes that are not the API, such as the web client, each
+/// described: see [`pages`]) served under the same middleware, so they too carry request
+/// ids and are traced, and with `limits`: request ids, tracing, body limit, request
+/// timeout, panic containment. Serves the descriptions too: `/openapi.json` (every route
+/// of this router, the pages included), `/asyncapi.json` and `/docs`.
 /// Other adapters (the sockets) merge their routes beside it, untouched by these limits
 /// (a socket lives longer than any request).
-pub fn router_with(state: HttpState, pages: Router, limits: RequestLimits) -> Router {
-    routes::routes()
-        .with_state(state)
+pub fn router_with(state: HttpState, pages: OpenApiRouter, limits: RequestLimits) -> Router {
+    let (rest, mut described) = routes::routes().split_for_parts();
+    let (pages, pages_described) = pages.split_for_parts();
+    let (docs, docs_described) = docs::routes().split_for_parts();
+    described.merge(pages_described);
+    described.merge(docs_described);
+    let descriptions = Arc::new(docs::Descriptions::new(&openapi::document(described)));
+    rest.with_state(state)
         .merge(pages)
+        .merge(docs.with_state(descriptions))
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))

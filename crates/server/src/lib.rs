@@ -67,11 +67,16 @@ impl Application {
         }
         let sockets = rooms.endpoints(app.clone(), config.socket_budgets());
         let sockets_closer = sockets.closer();
-        // Pages beside the API, under its middleware: `/ws`, and the web client.
+        // Pages beside the API, under its middleware and in its description: `/ws`,
+        // and the web client.
+        let ws = adapter_http::pages::ws_handshake(sockets.ws_routes());
         let pages = if config.web_client {
-            sockets.ws_routes().merge(web_client::router())
+            ws.merge(adapter_http::pages::static_files(
+                web_client::router(),
+                web_client::files(),
+            ))
         } else {
-            sockets.ws_routes()
+            ws
         };
         let router = sockets.around(adapter_http::router_with(
             HttpState {
