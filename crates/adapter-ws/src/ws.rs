@@ -95,7 +95,8 @@ pub(crate) async fn upgrade(
             // tungstenite's default is 128 KiB, all of it kept by every idle socket.
             .read_buffer_size(WS_READ_BUFFER)
             .on_upgrade(move |socket| run(socket, realtime, verified)),
-        Err(rejection) => rejection.into_response(),
+        // Not a WebSocket handshake: a problem body, like every refusal.
+        Err(rejection) => refuse(rejection.status(), &rejection.body_text()),
     }
 }
 
