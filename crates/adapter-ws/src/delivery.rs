@@ -9,6 +9,7 @@ use domain::ports::Notifier;
 use domain::{ChatId, Message, UserId};
 use serde::Serialize;
 use wire::MessageView;
+use wire::events::{ChatRef, MembersChanged, ToClient};
 
 use crate::frame::Frame;
 use crate::hub::Hub;
@@ -51,19 +52,6 @@ pub struct LocalDelivery {
     hub: Arc<Hub>,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct MembersPayload {
-    chat_id: String,
-    user_ids: Vec<String>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ChatPayload {
-    chat_id: String,
-}
-
 impl LocalDelivery {
     /// Delivers into `hub`.
     pub fn new(hub: Arc<Hub>) -> Self {
@@ -74,24 +62,28 @@ impl LocalDelivery {
     pub fn apply(&self, event: &RoomEvent) {
         match event {
             RoomEvent::MessageCreated(message) => {
-                if let Some(frame) = frame("messages:new", &MessageView::from(message)) {
+                if let Some(frame) = frame(ToClient::MessagesNew, &MessageView::from(message)) {
                     self.hub.broadcast(message.chat_id, &frame);
                 }
             }
             RoomEvent::MembersAdded { chat, users } => {
-                if let Some(frame) = frame("chats:member:added", &members_payload(*chat, users)) {
+                if let Some(frame) =
+                    frame(ToClient::ChatsMemberAdded, &members_payload(*chat, users))
+                {
                     self.hub.broadcast(*chat, &frame);
                 }
             }
             RoomEvent::MembersRemoved { chat, users } => {
-                if let Some(frame) = frame("chats:member:removed", &members_payload(*chat, users)) {
+                if let Some(frame) =
+                    frame(ToClient::ChatsMemberRemoved, &members_payload(*chat, users))
+                {
                     self.hub.remove_users(*chat, users, &frame);
                 }
             }
             RoomEvent::ChatDeleted { chat } => {
                 if let Some(frame) = frame(
-                    "chats:deleted",
-                    &ChatPayload {
+                    ToClient::ChatsDeleted,
+                    &ChatRef {
                         chat_id: chat.to_string(),
                     },
                 ) {
@@ -109,16 +101,16 @@ impl Delivery for LocalDelivery {
     }
 }
 
-fn members_payload(chat: ChatId, users: &[UserId]) -> MembersPayload {
-    MembersPayload {
+fn members_payload(chat: ChatId, users: &[UserId]) -> MembersChanged {
+    MembersChanged {
         chat_id: chat.to_string(),
         user_ids: users.iter().map(ToString::to_string).collect(),
     }
 }
 
-fn frame<T: Serialize>(event: &'static str, data: &T) -> Option<Arc<Frame>> {
-    Frame::new(event, data)
-        .map_err(|err| tracing::error!(%err, event, "cannot serialise a room event"))
+fn frame<T: Serialize>(event: ToClient, data: &T) -> Option<Arc<Frame>> {
+    Frame::new(event.name(), data)
+        .map_err(|err| tracing::error!(%err, %event, "cannot serialise a room event"))
         .ok()
 }
 

@@ -10,16 +10,16 @@ use app::{App, AppError, QueuedSend};
 use domain::{
     ChatId, ClientMsgId, HistoryPage, InvalidInput, Limit, MessageContent, MessageId, UserId,
 };
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use wire::MessageView;
+use wire::events::{
+    AckError, ChatIds, CreateMessage, ExceptionPayload, FromClient, GetMessages, ToClient,
+};
 
 use crate::hub::{ConnId, Hub};
-
-/// The event that sends a message.
-const CREATE: &str = "messages:create";
 
 /// How a client event is answered.
 pub enum Handled {
@@ -41,7 +41,7 @@ const JOIN_ATTEMPTS: usize = 5;
 #[derive(Debug)]
 pub struct Success {
     /// Event to emit to the caller with the payload, if any.
-    pub event: Option<&'static str>,
+    pub event: Option<ToClient>,
     /// The payload, serialised once.
     pub payload: Box<RawValue>,
 }
@@ -53,21 +53,6 @@ pub struct Exception {
     pub event: String,
     /// Why, fit for the client.
     pub message: String,
-}
-
-/// `{"status": "error", "message", "event"}`, the `exception` payload.
-#[derive(Serialize)]
-pub struct ExceptionPayload<'a> {
-    status: &'static str,
-    message: &'a str,
-    event: &'a str,
-}
-
-/// `{"status": "error", "message"}`, what an ack receives on failure.
-#[derive(Serialize)]
-pub struct AckError<'a> {
-    status: &'static str,
-    message: &'a str,
 }
 
 impl Exception {
@@ -104,39 +89,6 @@ pub struct Session {
     user: UserId,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct ChatIds {
-    chat_ids: Vec<String>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ChatIdsReply {
-    chat_ids: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct CreateMessage {
-    chat_id: String,
-    content: String,
-    #[serde(default)]
-    client_msg_id: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct GetMessages {
-    chat_id: String,
-    #[serde(default)]
-    take: Option<i64>,
-    #[serde(default)]
-    skip: Option<i64>,
-    #[serde(default)]
-    before: Option<String>,
-}
-
 impl Session {
     /// A session for connection `conn` of `user`.
     pub fn new(app: App, hub: Arc<Hub>, conn: ConnId, user: UserId) -> Self {
@@ -152,23 +104,25 @@ impl Session {
     /// once its message is queued, so that the connection may go on with its next
     /// event; every other event is answered [`Handled::Done`].
     pub async fn handle(&self, event: &str, data: Value) -> Handled {
-        let result = match event {
-            "chats:connect" => self.connect(data).await,
-            "chats:disconnect" => self.disconnect(data),
-            "messages:create" => match self.create(data).await {
+        let Some(known) = FromClient::from_name(event) else {
+            return Handled::Done(Err(Exception::new(event, "unknown event")));
+        };
+        let result = match known {
+            FromClient::ChatsConnect => self.connect(data).await,
+            FromClient::ChatsDisconnect => self.disconnect(data),
+            FromClient::MessagesCreate => match self.create(data).await {
                 Ok(queued) => {
                     return Handled::InFlight(Box::pin(async move {
                         queued
                             .finish()
                             .await
                             .and_then(|message| success(None, &MessageView::from(&message)))
-                            .map_err(|err| Exception::new(CREATE, describe(&err)))
+                            .map_err(|err| Exception::new(known.name(), describe(&err)))
                     }));
                 }
                 Err(err) => Err(err),
             },
-            "messages:get" => self.get(data).await,
-            _ => return Handled::Done(Err(Exception::new(event, "unknown event"))),
+            FromClient::MessagesGet => self.get(data).await,
         };
         Handled::Done(result.map_err(|err| Exception::new(event, describe(&err))))
     }
@@ -178,7 +132,7 @@ impl Session {
     /// client asks after sending (leaving the room, reading the history) sees its
     /// sends done.
     pub fn overtakes_sends_in_flight(event: &str) -> bool {
-        event == CREATE
+        FromClient::from_name(event) == Some(FromClient::MessagesCreate)
     }
 
     async fn connect(&self, data: Value) -> Result<Success, AppError> {
@@ -192,8 +146,8 @@ impl Session {
             self.app.chats.authorize_rooms(self.user, &ids).await?;
             if self.hub.join(self.conn, &ids, checked_at) {
                 return success(
-                    Some("chats:connect:success"),
-                    &ChatIdsReply {
+                    FromClient::ChatsConnect.success(),
+                    &ChatIds {
                         chat_ids: strings(&ids),
                     },
                 );
@@ -207,8 +161,8 @@ impl Session {
         let ids = chat_ids_of(&chat_ids)?;
         self.hub.leave(self.conn, &ids);
         success(
-            Some("chats:disconnect:success"),
-            &ChatIdsReply {
+            FromClient::ChatsDisconnect.success(),
+            &ChatIds {
                 chat_ids: strings(&ids),
             },
         )
@@ -254,7 +208,7 @@ impl Session {
         });
         let messages = self.app.messages.history(self.user, chat, page).await?;
         success(
-            Some("messages:get:success"),
+            FromClient::MessagesGet.success(),
             &wire::views::<_, MessageView>(&messages),
         )
     }
@@ -276,7 +230,7 @@ fn strings(ids: &[ChatId]) -> Vec<String> {
     ids.iter().map(ToString::to_string).collect()
 }
 
-fn success<T: Serialize>(event: Option<&'static str>, payload: &T) -> Result<Success, AppError> {
+fn success<T: Serialize>(event: Option<ToClient>, payload: &T) -> Result<Success, AppError> {
     let payload = serde_json::value::to_raw_value(payload).map_err(AppError::internal)?;
     Ok(Success { event, payload })
 }

@@ -21,6 +21,7 @@ use socketioxide::socket::DisconnectReason;
 use socketioxide::{SendError, SocketError, SocketIo, TransportType};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use wire::events::ToClient;
 
 use domain::ports::VerifiedToken;
 
@@ -376,6 +377,7 @@ async fn work(
             Ok(success) => success
                 .event
                 .map_or(Ok(()), |event| {
+                    let event = event.name();
                     conn.send(event_size(event, success.payload.get().len()), || {
                         conn.socket.emit(event, &*success.payload)
                     })
@@ -532,8 +534,9 @@ impl SocketIoConnection {
             Err(exception) => {
                 let payload = exception.payload();
                 let ack_payload = exception.ack();
-                self.send(event_size("exception", json_len(&payload)), || {
-                    self.socket.emit("exception", &payload)
+                let event = ToClient::Exception.name();
+                self.send(event_size(event, json_len(&payload)), || {
+                    self.socket.emit(event, &payload)
                 })?;
                 self.send(ack_size(json_len(&ack_payload)), || ack.send(&ack_payload))
             }
@@ -581,7 +584,10 @@ impl Connection for SocketIoConnection {
                     event: String::new(),
                     message: why.text().to_owned(),
                 };
-                let told = self.socket.emit("exception", &exception.payload()).is_ok();
+                let told = self
+                    .socket
+                    .emit(ToClient::Exception.name(), &exception.payload())
+                    .is_ok();
                 if !told || self.socket.clone().disconnect().is_err() {
                     self.cut();
                 }

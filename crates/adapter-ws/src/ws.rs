@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use wire::events::{AckFrame, ToClient};
 
 use domain::ports::VerifiedToken;
 
@@ -45,14 +46,6 @@ struct ClientFrame {
     data: Value,
     #[serde(default)]
     ack: Option<i64>,
-}
-
-/// The answer to a frame that carried `ack`.
-#[derive(Serialize)]
-struct AckFrame<'a, T: Serialize + ?Sized> {
-    event: &'static str,
-    ack: i64,
-    data: &'a T,
 }
 
 /// Authenticates (bearer header or `?token=`, else `401` before any upgrade), then
@@ -250,7 +243,7 @@ async fn run(socket: WebSocket, realtime: Realtime, token: VerifiedToken) {
                 Ok(success) => success
                     .event
                     .map_or(Ok(()), |event| {
-                        Frame::new(event, &*success.payload)
+                        Frame::new(event.name(), &*success.payload)
                             .map_or(Ok(()), |reply| conn.send(reply.ws_text()))
                     })
                     .and_then(|()| {
@@ -321,7 +314,7 @@ fn reply_failure(
     ack: Option<i64>,
     exception: &Exception,
 ) -> Result<(), Undeliverable> {
-    if let Ok(frame) = Frame::new("exception", &exception.payload()) {
+    if let Ok(frame) = Frame::new(ToClient::Exception.name(), &exception.payload()) {
         conn.send(frame.ws_text())?;
     }
     ack.map_or(Ok(()), |ack| send_ack(conn, ack, &exception.ack()))
@@ -332,11 +325,7 @@ fn send_ack<T: Serialize + ?Sized>(
     ack: i64,
     data: &T,
 ) -> Result<(), Undeliverable> {
-    match serde_json::to_string(&AckFrame {
-        event: "ack",
-        ack,
-        data,
-    }) {
+    match serde_json::to_string(&AckFrame::new(ack, data)) {
         Ok(text) => conn.send(text.into()),
         Err(err) => {
             tracing::error!(%err, "cannot serialise an ack");

@@ -3,6 +3,7 @@
 //! with these, so a resource looks the same on every transport.
 
 pub mod asyncapi;
+pub mod events;
 
 use domain::{Chat, ChatMember, Message, User};
 use serde::Serialize;
