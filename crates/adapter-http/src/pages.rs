@@ -44,7 +44,7 @@ pub fn static_files<'a>(
                 );
             paths.path(path, PathItem::new(HttpMethod::Get, operation))
         });
-    described(router, paths.build().into())
+    described(router, paths.build())
 }
 
 /// `router`, which serves `GET /ws` (the plain WebSocket's handshake), described as far
@@ -95,7 +95,7 @@ pub fn ws_handshake(router: Router) -> OpenApiRouter {
                 .description("The database is unreachable; retry after `Retry-After` seconds"),
         );
     let paths = PathsBuilder::new().path("/ws", PathItem::new(HttpMethod::Get, operation));
-    described(router, paths.build().into())
+    described(router, paths.build())
 }
 
 fn described(router: Router, paths: utoipa::openapi::Paths) -> OpenApiRouter {
