@@ -40,11 +40,13 @@ suite needs Node.js 20+ and npm (it installs its pinned packages itself); `contr
 needs Python 3 with venv and pip.";
 
 /// Crates the domain must not depend on: the domain is pure, and these are I/O,
-/// transport or wire-format crates (see ARCHITECTURE.md, invariants).
+/// transport or wire-format crates (see ARCHITECTURE.md, invariants). Serialisation is
+/// the wire crate's and the adapters' business, so `serde` itself is out too.
 const FORBIDDEN_IN_DOMAIN: &[&str] = &[
     "sqlx",
     "axum",
     "tokio",
+    "serde",
     "serde_json",
     "socketioxide",
     "tower",

@@ -9,7 +9,7 @@ use app::AppError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use domain::{ChatId, InvalidInput, UserId};
 use serde::de::DeserializeOwned;
 
@@ -26,18 +26,15 @@ impl FromRequestParts<HttpState> for Caller {
         parts: &mut Parts,
         state: &HttpState,
     ) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(bearer_token)
-            .ok_or(AppError::Unauthenticated)?;
+        let token = bearer_token(&parts.headers).ok_or(AppError::Unauthenticated)?;
         Ok(Self(state.app.auth.authenticate(token).await?))
     }
 }
 
-/// The token of a `Bearer` credential; the scheme is case-insensitive (RFC 9110).
-fn bearer_token(value: &str) -> Option<&str> {
+/// The token of an `Authorization: Bearer` header; the scheme is case-insensitive (RFC
+/// 9110). The one parser of bearer credentials, for REST and the socket handshakes.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
@@ -285,12 +282,22 @@ mod tests {
         }
     }
 
+    fn token_of(authorization: &str) -> Option<String> {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            axum::http::header::AUTHORIZATION,
+            axum::http::HeaderValue::from_str(authorization).unwrap(),
+        );
+        bearer_token(&headers).map(str::to_owned)
+    }
+
     #[test]
     fn bearer_scheme_is_case_insensitive_and_token_required() {
-        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
-        assert_eq!(bearer_token("bearer abc"), Some("abc"));
-        assert_eq!(bearer_token("Basic abc"), None);
-        assert_eq!(bearer_token("Bearer "), None);
-        assert_eq!(bearer_token("Bearer"), None);
+        assert_eq!(token_of("Bearer abc").as_deref(), Some("abc"));
+        assert_eq!(token_of("bearer abc").as_deref(), Some("abc"));
+        assert_eq!(token_of("Basic abc"), None);
+        assert_eq!(token_of("Bearer "), None);
+        assert_eq!(token_of("Bearer"), None);
+        assert_eq!(bearer_token(&axum::http::HeaderMap::new()), None);
     }
 }

@@ -26,6 +26,7 @@ use tower_http::trace::TraceLayer;
 
 pub use docs::DOCS_CONTENT_SECURITY_POLICY;
 pub use error::ApiError;
+pub use extract::bearer_token;
 pub use limits::RequestLimits;
 pub use parse_errors::ProblemIo;
 pub use utoipa_axum::router::OpenApiRouter;

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use domain::ports::{
-    MockChatRepository, MockMessageRepository, MockNotifier, MockPasswordHasher, MockTokenService,
-    MockUserRepository, SingleProcess, TokenError, VerifiedToken,
+    MockChatRepository, MockMessageRepository, MockPasswordHasher, MockRoomEvents,
+    MockTokenService, MockUserRepository, SingleProcess, TokenError, VerifiedToken,
 };
 use domain::{Chat, ChatId, ChatName, PasswordPolicy, StoreError, UserId};
 use serde_json::{Value, json};
@@ -107,7 +107,7 @@ fn state(users: MockUserRepository, chats: MockChatRepository, ready: Readiness)
         messages: Arc::new(MockMessageRepository::new()),
         hasher: Arc::new(MockPasswordHasher::new()),
         tokens: Arc::new(tokens()),
-        notifier: Arc::new(MockNotifier::new()),
+        rooms: Arc::new(MockRoomEvents::new()),
         send_order: Arc::new(SingleProcess),
     };
     HttpState {

@@ -1,8 +1,7 @@
 //! The form of a room event on the Redis channel: JSON, versioned, and read back through
 //! the domain's parsers, because another process wrote it.
 
-use adapter_ws::RoomEvent;
-use domain::{ChatId, ClientMsgId, Message, MessageContent, MessageId, UserId};
+use domain::{ChatId, ClientMsgId, Message, MessageContent, MessageId, RoomEvent, UserId};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;

@@ -1,5 +1,5 @@
-//! Cluster delivery over Redis pub/sub: [`RedisDelivery`] is the [`Delivery`] of a node
-//! in a cluster. It publishes every room event of this node on one Redis channel, and
+//! Cluster delivery over Redis pub/sub: [`RedisDelivery`] is the [`RoomEvents`] port of
+//! a node in a cluster. It publishes every room event of this node on one Redis channel, and
 //! applies every event it hears on that channel (its own included) to this node's rooms.
 //! Because Redis hands a channel's messages to every subscriber in the order it received
 //! them, every node applies one and the same order; with the senders' shared turn
@@ -18,8 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use adapter_ws::{Delivery, LocalDelivery, RoomEvent};
 use async_trait::async_trait;
+use domain::RoomEvent;
+use domain::ports::RoomEvents;
 use futures_util::StreamExt;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -54,7 +55,7 @@ const REMEMBERED_FALLBACKS: u64 = 10_000;
 #[error("REDIS_URL is not a usable Redis URL: {0}")]
 pub struct InvalidRedisUrl(#[source] redis::RedisError);
 
-/// The [`Delivery`] of a cluster node. Dropping it stops listening.
+/// The [`RoomEvents`] port of a cluster node. Dropping it stops listening.
 pub struct RedisDelivery {
     shared: Arc<Shared>,
     publisher: ConnectionManager,
@@ -65,7 +66,8 @@ pub struct RedisDelivery {
 /// What the publishing side and the listening task share.
 struct Shared {
     node: Uuid,
-    local: Arc<LocalDelivery>,
+    /// This node's own rooms.
+    local: Arc<dyn RoomEvents>,
     /// Whether the listener is subscribed; receivers see each change.
     link: watch::Sender<bool>,
     own: Mutex<HashMap<u64, OwnEvent>>,
@@ -91,7 +93,7 @@ impl RedisDelivery {
     ///
     /// # Errors
     /// [`InvalidRedisUrl`] when `url` is not a Redis URL.
-    pub fn start(url: &str, local: Arc<LocalDelivery>) -> Result<Self, InvalidRedisUrl> {
+    pub fn start(url: &str, local: Arc<dyn RoomEvents>) -> Result<Self, InvalidRedisUrl> {
         let client = redis::Client::open(url).map_err(InvalidRedisUrl)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
@@ -141,12 +143,12 @@ impl Drop for RedisDelivery {
 }
 
 #[async_trait]
-impl Delivery for RedisDelivery {
-    async fn deliver(&self, event: RoomEvent) {
+impl RoomEvents for RedisDelivery {
+    async fn publish(&self, event: RoomEvent) {
         if !self.is_connected() {
             // Publishing would only wait for a Redis that is away, holding the chat's
             // turn meanwhile; this node's own sockets are served directly.
-            self.shared.local.apply(&event);
+            self.shared.local.publish(event).await;
             return;
         }
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
@@ -154,7 +156,7 @@ impl Delivery for RedisDelivery {
             Ok(payload) => payload,
             Err(err) => {
                 tracing::error!(%err, "cannot encode a room event; delivering it on this node only");
-                self.shared.local.apply(&event);
+                self.shared.local.publish(event).await;
                 return;
             }
         };
@@ -170,7 +172,7 @@ impl Delivery for RedisDelivery {
             Ok(Err(err)) => Some(err.to_string()),
             Err(_elapsed) => Some(format!("no answer within {PUBLISH_TIMEOUT:?}")),
         };
-        self.shared.settle(seq, failure, &event);
+        self.shared.settle(seq, failure, event).await;
     }
 }
 
@@ -185,24 +187,48 @@ impl Shared {
 
     /// Records how the publish of this node's event `seq` ended, applying `event` here
     /// directly when the publish failed and Redis has not echoed it.
-    fn settle(&self, seq: u64, failure: Option<String>, event: &RoomEvent) {
+    async fn settle(&self, seq: u64, failure: Option<String>, event: RoomEvent) {
+        if self.applies_here(seq, failure) {
+            self.local.publish(event).await;
+        }
+    }
+
+    /// Whether this node's event `seq`, whose publish ended with `failure` (if any),
+    /// must be applied here directly: its publish failed and Redis has not echoed it.
+    fn applies_here(&self, seq: u64, failure: Option<String>) -> bool {
         let mut own = self.own();
         let state = own.remove(&seq);
         let Some(reason) = failure else {
-            return;
+            return false;
         };
         if state == Some(OwnEvent::Echoed) {
-            return;
+            return false;
         }
         tracing::warn!(%reason, "publishing to Redis failed; delivering on this node only");
         own.insert(seq, OwnEvent::AppliedHere);
         own.retain(|s, _| s + REMEMBERED_FALLBACKS > seq);
-        drop(own);
-        self.local.apply(event);
+        true
+    }
+
+    /// Notes that Redis echoed this node's own event `seq`; whether it is still to be
+    /// applied (it is not when a failed publish applied it here already).
+    fn first_echo(&self, seq: u64) -> bool {
+        let mut own = self.own();
+        match own.get(&seq) {
+            Some(OwnEvent::AppliedHere) => {
+                own.remove(&seq);
+                false
+            }
+            Some(OwnEvent::InFlight) => {
+                own.insert(seq, OwnEvent::Echoed);
+                true
+            }
+            Some(OwnEvent::Echoed) | None => true,
+        }
     }
 
     /// Applies one message heard on the channel.
-    fn receive(&self, payload: &[u8]) {
+    async fn receive(&self, payload: &[u8]) {
         let envelope = match Envelope::decode(payload) {
             Ok(envelope) => envelope,
             Err(err) => {
@@ -210,21 +236,11 @@ impl Shared {
                 return;
             }
         };
-        if envelope.node == self.node {
-            let mut own = self.own();
-            match own.get(&envelope.seq) {
-                Some(OwnEvent::AppliedHere) => {
-                    own.remove(&envelope.seq);
-                    return;
-                }
-                Some(OwnEvent::InFlight) => {
-                    own.insert(envelope.seq, OwnEvent::Echoed);
-                }
-                Some(OwnEvent::Echoed) | None => {}
-            }
+        if envelope.node == self.node && !self.first_echo(envelope.seq) {
+            return;
         }
         match RoomEvent::try_from(envelope.event) {
-            Ok(event) => self.local.apply(&event),
+            Ok(event) => self.local.publish(event).await,
             Err(err) => tracing::warn!(%err, "skipping an invalid event from Redis"),
         }
     }
@@ -247,7 +263,7 @@ async fn listen(client: redis::Client, publisher: ConnectionManager, shared: Arc
                 pause = RETRY_MIN;
                 was_connected = true;
                 while let Some(message) = messages.next().await {
-                    shared.receive(message.get_payload_bytes());
+                    shared.receive(message.get_payload_bytes()).await;
                 }
                 shared.set_subscribed(false);
                 tracing::error!(
@@ -310,98 +326,96 @@ async fn subscribe(client: &redis::Client) -> Result<redis::aio::PubSubStream, S
 mod tests {
     use std::sync::Mutex;
 
-    use adapter_ws::{CloseReason, Connection, Frame, Hub, Undeliverable};
     use domain::{ChatId, UserId};
 
     use super::*;
 
-    /// A connection that records the events it is given.
+    /// This node's rooms, recording what they are given.
     #[derive(Default)]
-    struct Probe(Mutex<Vec<&'static str>>);
+    struct Probe(Mutex<Vec<RoomEvent>>);
 
-    impl Connection for Probe {
-        fn deliver(&self, frame: &Arc<Frame>) -> Result<(), Undeliverable> {
-            self.0.lock().unwrap().push(frame.event());
-            Ok(())
+    #[async_trait]
+    impl RoomEvents for Probe {
+        async fn publish(&self, event: RoomEvent) {
+            self.0.lock().unwrap().push(event);
         }
-        fn queued_bytes(&self) -> u64 {
-            0
-        }
-        fn close(&self, _: CloseReason) {}
     }
 
-    /// A node's shared state over a hub with one socket in one chat's room.
+    /// A node's shared state over rooms that record what they hear.
     fn node() -> (Shared, Arc<Probe>, RoomEvent) {
-        let hub = Arc::new(Hub::default());
         let probe = Arc::new(Probe::default());
-        let chat = ChatId::from_uuid(Uuid::new_v4());
-        let conn = hub.register(UserId::from_uuid(Uuid::new_v4()), probe.clone());
-        assert!(hub.join(conn, &[chat], hub.generation()));
         let shared = Shared {
             node: Uuid::new_v4(),
-            local: Arc::new(LocalDelivery::new(hub)),
+            local: probe.clone(),
             link: watch::Sender::new(true),
             own: Mutex::new(HashMap::new()),
         };
         let event = RoomEvent::MembersAdded {
-            chat,
+            chat: ChatId::from_uuid(Uuid::new_v4()),
             users: vec![UserId::from_uuid(Uuid::new_v4())],
         };
         (shared, probe, event)
     }
 
-    fn echo(shared: &Shared, seq: u64, event: &RoomEvent) {
+    async fn echo(shared: &Shared, seq: u64, event: &RoomEvent) {
         let bytes = serde_json::to_vec(&Envelope::new(shared.node, seq, event)).unwrap();
-        shared.receive(&bytes);
+        shared.receive(&bytes).await;
     }
 
-    fn heard(probe: &Probe) -> usize {
-        probe.0.lock().unwrap().len()
+    fn heard(probe: &Probe) -> Vec<RoomEvent> {
+        probe.0.lock().unwrap().clone()
     }
 
-    #[test]
-    fn a_published_event_is_applied_once_when_its_echo_arrives() {
+    #[tokio::test]
+    async fn a_published_event_is_applied_once_when_its_echo_arrives() {
         let (shared, probe, event) = node();
         shared.own().insert(0, OwnEvent::InFlight);
-        shared.settle(0, None, &event);
-        assert_eq!(heard(&probe), 0, "applied before Redis gave it its place");
-        echo(&shared, 0, &event);
-        assert_eq!(heard(&probe), 1);
+        shared.settle(0, None, event.clone()).await;
+        assert!(
+            heard(&probe).is_empty(),
+            "applied before Redis gave it its place"
+        );
+        echo(&shared, 0, &event).await;
+        assert_eq!(heard(&probe), [event]);
         assert!(shared.own().is_empty());
     }
 
-    #[test]
-    fn an_echo_before_the_publish_answers_is_applied_once() {
+    #[tokio::test]
+    async fn an_echo_before_the_publish_answers_is_applied_once() {
         let (shared, probe, event) = node();
         shared.own().insert(0, OwnEvent::InFlight);
-        echo(&shared, 0, &event);
+        echo(&shared, 0, &event).await;
         // The answer then times out: Redis did take it, so nothing more.
-        shared.settle(0, Some("timed out".into()), &event);
-        assert_eq!(heard(&probe), 1);
+        shared
+            .settle(0, Some("timed out".into()), event.clone())
+            .await;
+        assert_eq!(heard(&probe), [event]);
         assert!(shared.own().is_empty());
     }
 
-    #[test]
-    fn a_failed_publish_is_applied_here_and_a_late_echo_is_skipped() {
+    #[tokio::test]
+    async fn a_failed_publish_is_applied_here_and_a_late_echo_is_skipped() {
         let (shared, probe, event) = node();
         shared.own().insert(0, OwnEvent::InFlight);
-        shared.settle(0, Some("broken pipe".into()), &event);
+        shared
+            .settle(0, Some("broken pipe".into()), event.clone())
+            .await;
         assert_eq!(
-            heard(&probe),
+            heard(&probe).len(),
             1,
             "a failed publish must still reach this node"
         );
-        echo(&shared, 0, &event);
-        assert_eq!(heard(&probe), 1, "applied twice");
+        echo(&shared, 0, &event).await;
+        assert_eq!(heard(&probe), [event], "applied twice");
         assert!(shared.own().is_empty());
     }
 
-    #[test]
-    fn other_nodes_events_and_garbage_are_told_apart() {
+    #[tokio::test]
+    async fn other_nodes_events_and_garbage_are_told_apart() {
         let (shared, probe, event) = node();
         let other = Envelope::new(Uuid::new_v4(), 0, &event);
-        shared.receive(&serde_json::to_vec(&other).unwrap());
-        shared.receive(b"not json");
-        assert_eq!(heard(&probe), 1);
+        shared.receive(&serde_json::to_vec(&other).unwrap()).await;
+        shared.receive(b"not json").await;
+        assert_eq!(heard(&probe), [event]);
     }
 }

@@ -4,12 +4,13 @@
 //! must not hear. [`RoomAudit::run`] asks the database who is still in each room of this
 //! node and applies what was missed, with the same events a live change would send.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use app::App;
-use app::chats::Departed;
+use domain::{ChatId, RoomEvent, UserId};
 
-use crate::delivery::{LocalDelivery, RoomEvent};
+use crate::delivery::LocalDelivery;
 use crate::hub::{CloseReason, Hub};
 
 /// Re-checks this node's rooms against the database.
@@ -30,12 +31,11 @@ impl RoomAudit {
     pub async fn run(&self) -> usize {
         let mut corrected = 0;
         for (chat, present) in self.hub.occupancy() {
-            let event = match self.app.chats.departed_from_room(chat, &present).await {
-                Ok(Departed::ChatGone) => RoomEvent::ChatDeleted { chat },
-                Ok(Departed::Users(users)) if !users.is_empty() => {
-                    RoomEvent::MembersRemoved { chat, users }
-                }
-                Ok(Departed::Users(_)) => continue,
+            let event = match self.app.chats.member_ids(chat).await {
+                Ok(members) => match correction(chat, present, members.as_ref()) {
+                    Some(event) => event,
+                    None => continue,
+                },
                 Err(err) => {
                     tracing::warn!(%err, chat_id = %chat, "cannot check a room against the database");
                     continue;
@@ -63,5 +63,56 @@ impl RoomAudit {
             );
         }
         self.hub.close_all(CloseReason::CatchUp);
+    }
+}
+
+/// What a room of `chat` that holds `present` missed, given the chat's `members` now
+/// (`None`: the chat is gone): the event a live change would have sent, if any.
+fn correction(
+    chat: ChatId,
+    present: Vec<UserId>,
+    members: Option<&HashSet<UserId>>,
+) -> Option<RoomEvent> {
+    let Some(members) = members else {
+        return Some(RoomEvent::ChatDeleted { chat });
+    };
+    let users: Vec<UserId> = present
+        .into_iter()
+        .filter(|user| !members.contains(user))
+        .collect();
+    (!users.is_empty()).then_some(RoomEvent::MembersRemoved { chat, users })
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn user(n: u128) -> UserId {
+        UserId::from_uuid(Uuid::from_u128(n))
+    }
+
+    #[test]
+    fn those_in_a_room_but_no_longer_in_the_chat_are_removed_from_it() {
+        let chat = ChatId::from_uuid(Uuid::from_u128(9));
+        let members: HashSet<UserId> = [user(1), user(2)].into_iter().collect();
+        assert_eq!(
+            correction(
+                chat,
+                vec![user(1), user(3), user(2), user(4)],
+                Some(&members)
+            ),
+            Some(RoomEvent::MembersRemoved {
+                chat,
+                users: vec![user(3), user(4)]
+            })
+        );
+        assert_eq!(correction(chat, vec![user(2)], Some(&members)), None);
+        // A deleted chat: the whole room goes.
+        assert_eq!(
+            correction(chat, vec![user(1)], None),
+            Some(RoomEvent::ChatDeleted { chat })
+        );
     }
 }

@@ -5,13 +5,14 @@ use std::sync::{Arc, OnceLock};
 use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
 use serde_json::value::RawValue;
+use wire::events::ToClient;
 
 /// An event and its JSON payload. The payload is serialised when the frame is made;
 /// the `/ws` text frame is built the first time a `/ws` socket needs it and then
 /// shared, so a message costs one JSON encoding per protocol, not one per receiver.
 #[derive(Debug)]
 pub struct Frame {
-    event: &'static str,
+    event: ToClient,
     payload: Box<RawValue>,
     ws_text: OnceLock<Utf8Bytes>,
 }
@@ -29,7 +30,7 @@ impl Frame {
     /// # Errors
     /// When `data` cannot be serialised (never for the contract's payload types).
     pub fn new<T: Serialize + ?Sized>(
-        event: &'static str,
+        event: ToClient,
         data: &T,
     ) -> Result<Arc<Self>, serde_json::Error> {
         let payload = serde_json::value::to_raw_value(data)?;
@@ -42,7 +43,7 @@ impl Frame {
 
     /// The event name.
     pub fn event(&self) -> &'static str {
-        self.event
+        self.event.name()
     }
 
     /// The serialised payload.
@@ -55,7 +56,7 @@ impl Frame {
         self.ws_text
             .get_or_init(|| {
                 let envelope = WsEnvelope {
-                    event: self.event,
+                    event: self.event.name(),
                     data: &self.payload,
                 };
                 // Serialising a str and an already-valid raw value cannot fail.
@@ -71,7 +72,8 @@ mod tests {
 
     #[test]
     fn the_ws_envelope_wraps_the_payload_and_is_built_once() {
-        let frame = Frame::new("chats:deleted", &serde_json::json!({"chatId": "c"})).unwrap();
+        let frame =
+            Frame::new(ToClient::ChatsDeleted, &serde_json::json!({"chatId": "c"})).unwrap();
         let text = frame.ws_text();
         assert_eq!(
             text.as_str(),

@@ -195,12 +195,17 @@ impl Hub {
         }
     }
 
-    /// Queues `frame` for every connection in `chat`'s room.
-    pub fn broadcast(&self, chat: ChatId, frame: &Arc<Frame>) {
+    /// Queues `frame` for every connection in `chat`'s room, except those of
+    /// `left_out` (a user who is not told of what they did themselves).
+    pub fn broadcast(&self, chat: ChatId, frame: &Arc<Frame>, left_out: Option<UserId>) {
         let mut failed = Vec::new();
         {
             let rooms = self.read();
+            let skipped = left_out.and_then(|user| rooms.by_user.get(&user));
             for id in rooms.members.get(&chat).into_iter().flatten() {
+                if skipped.is_some_and(|own| own.contains(id)) {
+                    continue;
+                }
                 offer(&rooms.conns, *id, frame, &mut failed);
             }
         }
@@ -405,6 +410,7 @@ mod tests {
     use std::sync::Mutex;
 
     use uuid::Uuid;
+    use wire::events::ToClient;
 
     use super::*;
 
@@ -454,7 +460,7 @@ mod tests {
     fn user(n: u128) -> UserId {
         UserId::from_uuid(Uuid::from_u128(100 + n))
     }
-    fn frame(event: &'static str, n: u32) -> Arc<Frame> {
+    fn frame(event: ToClient, n: u32) -> Arc<Frame> {
         Frame::new(event, &n).unwrap()
     }
 
@@ -471,10 +477,22 @@ mod tests {
         let (_, a) = joined(&hub, user(1), &[chat(1)], 10);
         let (_, b) = joined(&hub, user(2), &[chat(1), chat(2)], 10);
         let (_, c) = joined(&hub, user(3), &[chat(2)], 10);
-        hub.broadcast(chat(1), &frame("messages:new", 1));
+        hub.broadcast(chat(1), &frame(ToClient::MessagesNew, 1), None);
         assert_eq!(a.events(), ["messages:new:1"]);
         assert_eq!(b.events(), ["messages:new:1"]);
         assert!(c.events().is_empty());
+    }
+
+    #[test]
+    fn a_broadcast_can_leave_out_every_socket_of_one_user() {
+        let hub = Hub::default();
+        let (_, phone) = joined(&hub, user(1), &[chat(1)], 10);
+        let (_, laptop) = joined(&hub, user(1), &[chat(1)], 10);
+        let (_, other) = joined(&hub, user(2), &[chat(1)], 10);
+        hub.broadcast(chat(1), &frame(ToClient::MessagesNew, 1), Some(user(1)));
+        assert!(phone.events().is_empty());
+        assert!(laptop.events().is_empty());
+        assert_eq!(other.events(), ["messages:new:1"]);
     }
 
     #[test]
@@ -483,8 +501,8 @@ mod tests {
         let (_, owner) = joined(&hub, user(1), &[chat(1)], 10);
         let (_, phone) = joined(&hub, user(2), &[chat(1)], 10);
         let (_, laptop) = joined(&hub, user(2), &[], 10);
-        hub.remove_users(chat(1), &[user(2)], &frame("chats:member:removed", 2));
-        hub.broadcast(chat(1), &frame("messages:new", 3));
+        hub.remove_users(chat(1), &[user(2)], &frame(ToClient::ChatsMemberRemoved, 2));
+        hub.broadcast(chat(1), &frame(ToClient::MessagesNew, 3), None);
         assert_eq!(owner.events(), ["chats:member:removed:2", "messages:new:3"]);
         assert_eq!(phone.events(), ["chats:member:removed:2"]);
         assert_eq!(laptop.events(), ["chats:member:removed:2"]);
@@ -497,7 +515,7 @@ mod tests {
         let probe = Probe::new(10);
         let id = hub.register(user(2), probe);
         let checked_at = hub.generation();
-        hub.remove_users(chat(1), &[user(2)], &frame("chats:member:removed", 2));
+        hub.remove_users(chat(1), &[user(2)], &frame(ToClient::ChatsMemberRemoved, 2));
         assert!(!hub.join(id, &[chat(1)], checked_at));
         assert_eq!(hub.room_size(chat(1)), 0);
     }
@@ -506,8 +524,8 @@ mod tests {
     fn closing_a_room_tells_it_and_empties_it() {
         let hub = Hub::default();
         let (_, a) = joined(&hub, user(1), &[chat(1)], 10);
-        hub.close_room(chat(1), &frame("chats:deleted", 1));
-        hub.broadcast(chat(1), &frame("messages:new", 2));
+        hub.close_room(chat(1), &frame(ToClient::ChatsDeleted, 1));
+        hub.broadcast(chat(1), &frame(ToClient::MessagesNew, 2), None);
         assert_eq!(a.events(), ["chats:deleted:1"]);
         assert_eq!(hub.room_size(chat(1)), 0);
     }
@@ -517,9 +535,9 @@ mod tests {
         let hub = Hub::default();
         let (_, slow) = joined(&hub, user(1), &[chat(1)], 1);
         let (_, fast) = joined(&hub, user(2), &[chat(1)], 10);
-        hub.broadcast(chat(1), &frame("messages:new", 1));
+        hub.broadcast(chat(1), &frame(ToClient::MessagesNew, 1), None);
         assert_eq!(slow.closed_for(), None);
-        hub.broadcast(chat(1), &frame("messages:new", 2));
+        hub.broadcast(chat(1), &frame(ToClient::MessagesNew, 2), None);
         assert_eq!(slow.closed_for(), Some(CloseReason::Slow));
         assert_eq!(fast.events(), ["messages:new:1", "messages:new:2"]);
         // The cut-off connection is forgotten: only the fast one is left in the room.

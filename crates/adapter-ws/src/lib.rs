@@ -1,17 +1,19 @@
 //! The real-time adapter: the Socket.IO endpoint (`/socket.io/`) and the plain
 //! WebSocket endpoint (`/ws`), sharing one set of chat rooms, and the domain's
-//! [`Notifier`] that announces stored changes to them.
+//! [`RoomEvents`] port delivered into them.
 //!
 //! Build order: [`Rooms::local`] first (optionally
-//! [`Rooms::delivering_through`] a cluster's delivery), its [`Rooms::notifier`] into the
+//! [`Rooms::delivering_through`] a cluster's delivery), its [`Rooms::events`] into the
 //! use cases, then [`Rooms::endpoints`] with the built `App`.
 
 mod audit;
 mod delivery;
 mod events;
 mod frame;
+mod handshake;
 mod hub;
 pub mod link;
+mod reply;
 mod session;
 mod socketio;
 mod ws;
@@ -21,12 +23,12 @@ use std::sync::Arc;
 use app::App;
 use axum::Router;
 use axum::routing::get;
-use domain::ports::Notifier;
+use domain::ports::RoomEvents;
 use socketioxide::SocketIo;
 use socketioxide::layer::SocketIoLayer;
 
 pub use audit::RoomAudit;
-pub use delivery::{Delivery, LocalDelivery, RealtimeNotifier, RoomEvent};
+pub use delivery::LocalDelivery;
 pub use frame::Frame;
 pub use hub::{CloseReason, ConnId, Connection, Hub, Undeliverable};
 
@@ -81,7 +83,7 @@ pub(crate) struct Realtime {
 pub struct Rooms {
     hub: Arc<Hub>,
     local: Arc<LocalDelivery>,
-    delivery: Arc<dyn Delivery>,
+    delivery: Arc<dyn RoomEvents>,
 }
 
 impl Rooms {
@@ -103,16 +105,17 @@ impl Rooms {
         Arc::clone(&self.local)
     }
 
-    /// The same rooms, with stored changes announced through `delivery` instead (for
-    /// example to every node of a cluster). Call before [`Rooms::notifier`].
+    /// The same rooms, with room events published through `delivery` instead (for
+    /// example to every node of a cluster, which applies them here through
+    /// [`Rooms::local_delivery`]). Call before [`Rooms::events`].
     #[must_use]
-    pub fn delivering_through(self, delivery: Arc<dyn Delivery>) -> Self {
+    pub fn delivering_through(self, delivery: Arc<dyn RoomEvents>) -> Self {
         Self { delivery, ..self }
     }
 
-    /// The notifier to give the use cases.
-    pub fn notifier(&self) -> Arc<dyn Notifier> {
-        Arc::new(RealtimeNotifier::new(Arc::clone(&self.delivery)))
+    /// The room-event port to give the use cases.
+    pub fn events(&self) -> Arc<dyn RoomEvents> {
+        Arc::clone(&self.delivery)
     }
 
     /// The check of this node's rooms against the database over `app` (for a cluster
@@ -206,19 +209,6 @@ impl SocketCloser {
     }
 }
 
-/// The token of an `Authorization: Bearer` header (the scheme is case-insensitive).
-pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
-    let value = headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
-}
-
 /// How often sockets whose token expired are looked for: a socket outlives its token
 /// by less than this.
 const EXPIRY_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
@@ -234,29 +224,5 @@ async fn close_expired_sockets(hub: std::sync::Weak<Hub>) {
         if closed > 0 {
             tracing::info!(closed, "closed sockets whose access token expired");
         }
-    }
-}
-
-/// The `token` query parameter, percent-decoded.
-pub(crate) fn token_from_query(query: Option<&str>) -> Option<String> {
-    form_urlencoded::parse(query?.as_bytes())
-        .find(|(name, _)| name == "token")
-        .map(|(_, value)| value.into_owned())
-        .filter(|token| !token.is_empty())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::token_from_query;
-
-    #[test]
-    fn the_token_query_parameter_is_found_and_decoded() {
-        assert_eq!(
-            token_from_query(Some("EIO=4&token=a%2Eb.c&transport=websocket")).as_deref(),
-            Some("a.b.c")
-        );
-        assert_eq!(token_from_query(Some("EIO=4&token=")), None);
-        assert_eq!(token_from_query(Some("EIO=4")), None);
-        assert_eq!(token_from_query(None), None);
     }
 }

@@ -5,18 +5,17 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
+use app::chats::RoomSeats;
 use app::messages::Draft;
 use app::{App, AppError, QueuedSend};
-use domain::{
-    ChatId, ClientMsgId, HistoryPage, InvalidInput, Limit, MessageContent, MessageId, UserId,
-};
+use domain::{ChatId, ChatIds, ClientMsgId, HistoryPage, InvalidInput, MessageContent, UserId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use serde_json::value::RawValue;
 use wire::MessageView;
 use wire::events::{
-    AckError, ChatIds, CreateMessage, ExceptionPayload, FromClient, GetMessages, ToClient,
+    self, AckError, CreateMessage, ExceptionPayload, FromClient, GetMessages, ToClient,
 };
 
 use crate::hub::{ConnId, Hub};
@@ -29,11 +28,6 @@ pub enum Handled {
     /// answers once it is stored and announced.
     InFlight(Pin<Box<dyn Future<Output = Result<Success, Exception>> + Send>>),
 }
-
-/// Most chats one `chats:connect` may name.
-const MAX_CHATS_PER_CONNECT: usize = 1000;
-/// How often a join is retried when a removal races with it (see [`Hub::join`]).
-const JOIN_ATTEMPTS: usize = 5;
 
 /// A handled event's answer: the payload for the ack, and the success event to send
 /// to the caller (none for `messages:create`, whose success is the room's
@@ -136,34 +130,29 @@ impl Session {
     }
 
     async fn connect(&self, data: Value) -> Result<Success, AppError> {
-        let ChatIds { chat_ids } = parse(data)?;
-        if chat_ids.is_empty() || chat_ids.len() > MAX_CHATS_PER_CONNECT {
-            return Err(InvalidInput::new("chatIds", "must name 1 to 1000 chats").into());
-        }
-        let ids = chat_ids_of(&chat_ids)?;
-        for _ in 0..JOIN_ATTEMPTS {
-            let checked_at = self.hub.generation();
-            self.app.chats.authorize_rooms(self.user, &ids).await?;
-            if self.hub.join(self.conn, &ids, checked_at) {
-                return success(
-                    FromClient::ChatsConnect.success(),
-                    &ChatIds {
-                        chat_ids: strings(&ids),
-                    },
-                );
-            }
-        }
-        Err(InvalidInput::new("chatIds", "membership changed while joining; try again").into())
+        let events::ChatIds { chat_ids } = parse(data)?;
+        let chats = ChatIds::parse(&chat_ids)?;
+        let seats = Seats {
+            hub: &self.hub,
+            conn: self.conn,
+        };
+        self.app.chats.join_rooms(self.user, &chats, &seats).await?;
+        success(
+            FromClient::ChatsConnect.success(),
+            &events::ChatIds {
+                chat_ids: strings(chats.as_slice()),
+            },
+        )
     }
 
     fn disconnect(&self, data: Value) -> Result<Success, AppError> {
-        let ChatIds { chat_ids } = parse(data)?;
-        let ids = chat_ids_of(&chat_ids)?;
-        self.hub.leave(self.conn, &ids);
+        let events::ChatIds { chat_ids } = parse(data)?;
+        let chats = ChatIds::parse_to_leave(&chat_ids)?;
+        self.hub.leave(self.conn, chats.as_slice());
         success(
             FromClient::ChatsDisconnect.success(),
-            &ChatIds {
-                chat_ids: strings(&ids),
+            &events::ChatIds {
+                chat_ids: strings(chats.as_slice()),
             },
         )
     }
@@ -193,19 +182,7 @@ impl Session {
             before,
         } = parse(data)?;
         let chat = ChatId::parse(&chat_id, "chatId")?;
-        let page = Limit::parse(
-            take,
-            HistoryPage::DEFAULT_LIMIT,
-            HistoryPage::MAX_LIMIT,
-            "take",
-        )
-        .and_then(|limit| {
-            Ok(HistoryPage {
-                limit,
-                skip: HistoryPage::parse_skip(skip)?,
-                before: before.map(|b| MessageId::parse(&b, "before")).transpose()?,
-            })
-        });
+        let page = HistoryPage::parse(take, "take", skip, before.as_deref());
         let messages = self.app.messages.history(self.user, chat, page).await?;
         success(
             FromClient::MessagesGet.success(),
@@ -214,16 +191,25 @@ impl Session {
     }
 }
 
+/// A connection's seats in the hub's rooms, for the app's join.
+struct Seats<'a> {
+    hub: &'a Hub,
+    conn: ConnId,
+}
+
+impl RoomSeats for Seats<'_> {
+    fn mark(&self) -> u64 {
+        self.hub.generation()
+    }
+
+    fn join_unless_changed(&self, chats: &[ChatId], mark: u64) -> bool {
+        self.hub.join(self.conn, chats, mark)
+    }
+}
+
 fn parse<T: DeserializeOwned>(data: Value) -> Result<T, InvalidInput> {
     serde_json::from_value(data)
         .map_err(|err| InvalidInput::new("", format!("invalid payload: {err}")))
-}
-
-fn chat_ids_of(raw: &[String]) -> Result<Vec<ChatId>, InvalidInput> {
-    raw.iter()
-        .enumerate()
-        .map(|(i, id)| ChatId::parse(id, &format!("chatIds[{i}]")))
-        .collect()
 }
 
 fn strings(ids: &[ChatId]) -> Vec<String> {

@@ -14,6 +14,7 @@ use axum::http::{HeaderValue, Uri};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
@@ -29,10 +30,9 @@ use crate::events::{self, ClientEvent, Incoming};
 use crate::frame::Frame;
 use crate::hub::{CloseReason, ConnId, Connection, Hub, Undeliverable};
 use crate::link::{ConnLink, Link};
+use crate::reply::{self, Outbox};
 use crate::session::{Exception, Session};
-use crate::{
-    MAX_INCOMING_MESSAGE, OUTGOING_FRAMES, Realtime, WS_READ_BUFFER, bearer, token_from_query,
-};
+use crate::{MAX_INCOMING_MESSAGE, OUTGOING_FRAMES, Realtime, WS_READ_BUFFER, handshake};
 
 /// Where socketioxide answers (its default path).
 const SOCKETIO_PATH: &str = "/socket.io";
@@ -164,21 +164,17 @@ fn detach_request_head(request: Request) -> Request {
     Request::from_parts(head, body)
 }
 
-/// Connect middleware: a valid token from `auth.token`, `Authorization: Bearer` or
-/// `?token=`, else `connect_error` "Unauthorized"; then [`attach`].
+/// Connect middleware: a valid token (see [`handshake::token`]), else `connect_error`
+/// "Unauthorized"; then [`attach`].
 async fn authenticate(
     socket: SocketRef,
     TryData(auth): TryData<HandshakeAuth>,
     State(realtime): State<Realtime>,
 ) -> Result<(), Refusal> {
     let parts = socket.req_parts();
-    let token = auth
-        .ok()
-        .and_then(|auth| auth.token)
-        .or_else(|| bearer(&parts.headers).map(str::to_owned))
-        .or_else(|| token_from_query(parts.uri.query()))
-        .ok_or(Refusal::Unauthorized)?;
-    match realtime.app.auth.authenticate_until(&token).await {
+    let own = auth.ok().and_then(|auth| auth.token);
+    let token = handshake::token(own, &parts.headers, parts.uri.query());
+    match handshake::admit(&realtime.app, token).await {
         Ok(verified) => {
             attach(&socket, &realtime, verified);
             Ok(())
@@ -256,9 +252,7 @@ fn attach(socket: &SocketRef, realtime: &Realtime, token: VerifiedToken) {
                     event,
                     message: "too many requests in flight".to_owned(),
                 };
-                if receiver.reply(Err(&refusal), ack) == Err(Undeliverable::OverBudget) {
-                    hub.close_slow(id);
-                }
+                reply::answer(&hub, id, &*receiver, Err(&refusal), ack);
             }
             ready(())
         },
@@ -373,21 +367,7 @@ async fn work(
         })
         .take_until(stop.cancelled_owned());
     events::serve(&session, events, |answer, ack: AckSender| {
-        let sent = match &answer {
-            Ok(success) => success
-                .event
-                .map_or(Ok(()), |event| {
-                    let event = event.name();
-                    conn.send(event_size(event, success.payload.get().len()), || {
-                        conn.socket.emit(event, &*success.payload)
-                    })
-                })
-                .and_then(|()| conn.reply(Ok(&*success.payload), ack)),
-            Err(exception) => conn.reply(Err(exception), ack),
-        };
-        if sent == Err(Undeliverable::OverBudget) {
-            hub.close_slow(id);
-        }
+        reply::answer(&hub, id, &*conn, answer.as_ref(), ack);
     })
     .await;
 }
@@ -425,11 +405,6 @@ fn event_size(event: &str, payload: usize) -> usize {
 /// one digit or more).
 fn ack_size(payload: usize) -> usize {
     wire_size(payload + 5)
-}
-
-/// The length of `value` as JSON (for the rare packets not already serialised).
-fn json_len<T: serde::Serialize>(value: &T) -> usize {
-    serde_json::to_vec(value).map_or(0, |json| json.len())
 }
 
 /// A Socket.IO text packet of `text` bytes in its WebSocket frame (a server's frames
@@ -522,25 +497,20 @@ impl SocketIoConnection {
             }
         }
     }
+}
 
-    /// Answers an event: an `exception` on failure, and the ack when one was asked for.
-    fn reply(
-        &self,
-        answer: Result<&serde_json::value::RawValue, &Exception>,
-        ack: AckSender,
-    ) -> Result<(), Undeliverable> {
-        match answer {
-            Ok(payload) => self.send(ack_size(payload.get().len()), || ack.send(payload)),
-            Err(exception) => {
-                let payload = exception.payload();
-                let ack_payload = exception.ack();
-                let event = ToClient::Exception.name();
-                self.send(event_size(event, json_len(&payload)), || {
-                    self.socket.emit(event, &payload)
-                })?;
-                self.send(ack_size(json_len(&ack_payload)), || ack.send(&ack_payload))
-            }
-        }
+impl Outbox for SocketIoConnection {
+    type AckTo = AckSender;
+
+    fn emit(&self, event: ToClient, payload: &RawValue) -> Result<(), Undeliverable> {
+        let event = event.name();
+        self.send(event_size(event, payload.get().len()), || {
+            self.socket.emit(event, payload)
+        })
+    }
+
+    fn ack(&self, to: AckSender, payload: &RawValue) -> Result<(), Undeliverable> {
+        self.send(ack_size(payload.get().len()), || to.send(payload))
     }
 }
 

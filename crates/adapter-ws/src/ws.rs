@@ -4,14 +4,16 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use adapter_http::ApiError;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use wire::events::{AckFrame, ToClient};
@@ -21,8 +23,9 @@ use domain::ports::VerifiedToken;
 use crate::events::{self, ClientEvent, Incoming};
 use crate::frame::Frame;
 use crate::hub::{CloseReason, Connection, Undeliverable};
+use crate::reply::{self, Outbox};
 use crate::session::{Exception, Session};
-use crate::{MAX_INCOMING_MESSAGE, Realtime, WS_READ_BUFFER, bearer, token_from_query};
+use crate::{MAX_INCOMING_MESSAGE, Realtime, WS_READ_BUFFER, handshake};
 
 /// How long a closing socket may take to accept its close frame.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
@@ -48,38 +51,18 @@ struct ClientFrame {
     ack: Option<i64>,
 }
 
-/// Authenticates (bearer header or `?token=`, else `401` before any upgrade), then
-/// upgrades.
+/// Authenticates (see [`handshake::token`]; a refusal is the REST API's problem
+/// response, `401` before any upgrade), then upgrades.
 pub(crate) async fn upgrade(
     State(realtime): State<Realtime>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    let token = bearer(&headers)
-        .map(str::to_owned)
-        .or_else(|| token_from_query(query.as_deref()));
-    let verified = match token {
-        None => return refuse(StatusCode::UNAUTHORIZED, "a valid access token is required"),
-        Some(token) => match realtime.app.auth.authenticate_until(&token).await {
-            Ok(verified) => verified,
-            Err(app::AppError::Unavailable(source)) => {
-                tracing::warn!(error = %source, "websocket handshake: the database is unavailable");
-                let mut refused = refuse(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "service unavailable; retry later",
-                );
-                refused
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
-                return refused;
-            }
-            Err(app::AppError::Internal(source)) => {
-                tracing::error!(error = %source, "websocket handshake failed on our side");
-                return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
-            }
-            Err(_) => return refuse(StatusCode::UNAUTHORIZED, "a valid access token is required"),
-        },
+    let token = handshake::token(None, &headers, query.as_deref());
+    let verified = match handshake::admit(&realtime.app, token).await {
+        Ok(verified) => verified,
+        Err(refused) => return ApiError::from(refused).into_response(),
     };
     match upgrade {
         Ok(upgrade) => upgrade
@@ -91,25 +74,6 @@ pub(crate) async fn upgrade(
         // Not a WebSocket handshake: a problem body, like every refusal.
         Err(rejection) => refuse(rejection.status(), &rejection.body_text()),
     }
-}
-
-fn refuse(status: StatusCode, detail: &str) -> Response {
-    let body = serde_json::json!({
-        "type": "about:blank",
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-        "detail": detail,
-    });
-    let mut response = (status, axum::Json(body)).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    if status == StatusCode::UNAUTHORIZED {
-        headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    }
-    response
 }
 
 /// A `/ws` socket in the hub: a queue bounded in bytes, drained by the socket's writer.
@@ -239,21 +203,7 @@ async fn run(socket: WebSocket, realtime: Realtime, token: VerifiedToken) {
                 })
             });
         events::serve(&session, events, |answer, ack| {
-            let sent = match answer {
-                Ok(success) => success
-                    .event
-                    .map_or(Ok(()), |event| {
-                        Frame::new(event.name(), &*success.payload)
-                            .map_or(Ok(()), |reply| conn.send(reply.ws_text()))
-                    })
-                    .and_then(|()| {
-                        ack.map_or(Ok(()), |ack| send_ack(&conn, ack, &*success.payload))
-                    }),
-                Err(exception) => reply_failure(&conn, ack, &exception),
-            };
-            if sent == Err(Undeliverable::OverBudget) {
-                realtime.hub.close_slow(id);
-            }
+            reply::answer(&realtime.hub, id, &*conn, answer.as_ref(), ack);
         })
         .await;
     };
@@ -309,27 +259,27 @@ async fn write_queued(
     sink.flush().await
 }
 
-fn reply_failure(
-    conn: &WsConnection,
-    ack: Option<i64>,
-    exception: &Exception,
-) -> Result<(), Undeliverable> {
-    if let Ok(frame) = Frame::new(ToClient::Exception.name(), &exception.payload()) {
-        conn.send(frame.ws_text())?;
-    }
-    ack.map_or(Ok(()), |ack| send_ack(conn, ack, &exception.ack()))
-}
+impl Outbox for WsConnection {
+    type AckTo = Option<i64>;
 
-fn send_ack<T: Serialize + ?Sized>(
-    conn: &WsConnection,
-    ack: i64,
-    data: &T,
-) -> Result<(), Undeliverable> {
-    match serde_json::to_string(&AckFrame::new(ack, data)) {
-        Ok(text) => conn.send(text.into()),
-        Err(err) => {
-            tracing::error!(%err, "cannot serialise an ack");
-            Ok(())
+    fn emit(&self, event: ToClient, payload: &RawValue) -> Result<(), Undeliverable> {
+        match Frame::new(event, payload) {
+            Ok(frame) => self.send(frame.ws_text()),
+            Err(err) => {
+                tracing::error!(%err, %event, "cannot frame an answer");
+                Ok(())
+            }
+        }
+    }
+
+    fn ack(&self, to: Option<i64>, payload: &RawValue) -> Result<(), Undeliverable> {
+        let Some(ack) = to else { return Ok(()) };
+        match serde_json::to_string(&AckFrame::new(ack, payload)) {
+            Ok(text) => self.send(text.into()),
+            Err(err) => {
+                tracing::error!(%err, "cannot serialise an ack");
+                Ok(())
+            }
         }
     }
 }

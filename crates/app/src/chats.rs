@@ -3,20 +3,28 @@
 
 use std::sync::Arc;
 
-use domain::ports::{ChatRepository, Notifier, UserRepository};
-use domain::{Chat, ChatId, ChatMember, ChatName, MemberIds, Removal, StoreError, UserId};
+use domain::ports::{ChatRepository, RoomEvents, UserRepository};
+use domain::{
+    Chat, ChatId, ChatIds, ChatMember, ChatName, InvalidInput, MemberIds, Removal, RoomEvent,
+    StoreError, UserId,
+};
 use tracing::instrument;
 
 use crate::access::{chat_for_member, chat_for_owner};
 use crate::{AppError, Input, UnknownMember};
 
-/// Who must leave a chat's room (see [`ChatService::departed_from_room`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Departed {
-    /// The chat no longer exists: the whole room goes.
-    ChatGone,
-    /// These users are no longer members (possibly none).
-    Users(Vec<UserId>),
+/// How often [`ChatService::join_rooms`] checks again when removals race with it.
+const JOIN_ATTEMPTS: usize = 5;
+
+/// One connection's seats in the chat rooms of the real-time adapter, as
+/// [`ChatService::join_rooms`] needs them.
+pub trait RoomSeats: Send + Sync {
+    /// A mark of the rooms' state, taken before membership is checked.
+    fn mark(&self) -> u64;
+
+    /// Joins the rooms of `chats`, unless a member was removed or a chat deleted
+    /// anywhere since `mark` (then nothing is joined); returns whether it joined.
+    fn join_unless_changed(&self, chats: &[ChatId], mark: u64) -> bool;
 }
 
 /// Use cases of chats and their membership.
@@ -24,7 +32,7 @@ pub enum Departed {
 pub struct ChatService {
     chats: Arc<dyn ChatRepository>,
     users: Arc<dyn UserRepository>,
-    notifier: Arc<dyn Notifier>,
+    rooms: Arc<dyn RoomEvents>,
 }
 
 impl ChatService {
@@ -32,12 +40,12 @@ impl ChatService {
     pub fn new(
         chats: Arc<dyn ChatRepository>,
         users: Arc<dyn UserRepository>,
-        notifier: Arc<dyn Notifier>,
+        rooms: Arc<dyn RoomEvents>,
     ) -> Self {
         Self {
             chats,
             users,
-            notifier,
+            rooms,
         }
     }
 
@@ -113,7 +121,12 @@ impl ChatService {
             other => other?,
         };
         if !added.is_empty() {
-            self.notifier.members_added(chat_id, &added).await;
+            self.rooms
+                .publish(RoomEvent::MembersAdded {
+                    chat: chat_id,
+                    users: added.clone(),
+                })
+                .await;
         }
         Ok(added.len())
     }
@@ -164,18 +177,34 @@ impl ChatService {
         self.delete(chat_id).await
     }
 
-    /// Checks that the caller may join the rooms of all `chat_ids` (a socket's
-    /// `chats:connect`): all or nothing.
+    /// Puts a connection of the caller in the rooms of all `chats` (a socket's
+    /// `chats:connect`), all or nothing, if the caller is a member of each. A removal
+    /// that lands between the check and the join would otherwise let a removed member
+    /// in: the join then fails and the check is made again.
     ///
     /// # Errors
     /// [`AppError::NotMember`] when the caller is not a member of one of them (or it
-    /// does not exist: a socket learns nothing about chats it is not in).
-    #[instrument(skip_all, fields(caller = %caller, chats = chat_ids.len()))]
-    pub async fn authorize_rooms(
+    /// does not exist: a socket learns nothing about chats it is not in);
+    /// [`AppError::Invalid`] when membership kept changing through every attempt.
+    #[instrument(skip_all, fields(caller = %caller, chats = chats.as_slice().len()))]
+    pub async fn join_rooms(
         &self,
         caller: UserId,
-        chat_ids: &[ChatId],
+        chats: &ChatIds,
+        seats: &dyn RoomSeats,
     ) -> Result<(), AppError> {
+        for _ in 0..JOIN_ATTEMPTS {
+            let mark = seats.mark();
+            self.authorize_rooms(caller, chats.as_slice()).await?;
+            if seats.join_unless_changed(chats.as_slice(), mark) {
+                return Ok(());
+            }
+        }
+        Err(InvalidInput::new("chatIds", "membership changed while joining; try again").into())
+    }
+
+    /// Whether the caller is a member of every one of `chat_ids`.
+    async fn authorize_rooms(&self, caller: UserId, chat_ids: &[ChatId]) -> Result<(), AppError> {
         if self.chats.not_member_of(caller, chat_ids).await?.is_empty() {
             Ok(())
         } else {
@@ -183,42 +212,32 @@ impl ChatService {
         }
     }
 
-    /// Who of `present` (the users with a socket in `chat`'s room on this node) must
-    /// leave that room because the database says they are no longer in the chat. A
-    /// cluster node that could not hear the other nodes for a while (its broker was
-    /// away) may have missed their removals and deletions; this is how it catches up.
+    /// The ids of a chat's members, or `None` when the chat does not exist: what
+    /// rooms are checked against (a cluster node that missed room events while its
+    /// broker was away corrects its rooms with it).
     ///
     /// # Errors
-    /// [`AppError::Internal`] when the store is unavailable.
-    #[instrument(skip_all, fields(chat_id = %chat_id, present = present.len()))]
-    pub async fn departed_from_room(
+    /// [`AppError::Unavailable`] or [`AppError::Internal`] when the store fails.
+    #[instrument(skip_all, fields(chat_id = %chat_id))]
+    pub async fn member_ids(
         &self,
         chat_id: ChatId,
-        present: &[UserId],
-    ) -> Result<Departed, AppError> {
+    ) -> Result<Option<std::collections::HashSet<UserId>>, AppError> {
         if self.chats.find(chat_id).await?.is_none() {
-            return Ok(Departed::ChatGone);
+            return Ok(None);
         }
-        let members: std::collections::HashSet<UserId> = self
-            .chats
-            .members(chat_id)
-            .await?
-            .into_iter()
-            .map(|member| member.user_id)
-            .collect();
-        Ok(Departed::Users(
-            present
-                .iter()
-                .copied()
-                .filter(|user| !members.contains(user))
-                .collect(),
+        let members = self.chats.members(chat_id).await?;
+        Ok(Some(
+            members.into_iter().map(|member| member.user_id).collect(),
         ))
     }
 
     async fn delete(&self, chat_id: ChatId) -> Result<(), AppError> {
         if self.chats.delete(chat_id).await? {
             tracing::info!(chat_id = %chat_id, "chat deleted");
-            self.notifier.chat_deleted(chat_id).await;
+            self.rooms
+                .publish(RoomEvent::ChatDeleted { chat: chat_id })
+                .await;
         }
         Ok(())
     }
@@ -226,7 +245,12 @@ impl ChatService {
     async fn remove(&self, chat_id: ChatId, ids: &[UserId]) -> Result<(), AppError> {
         let removed = self.chats.remove_members(chat_id, ids).await?;
         if !removed.is_empty() {
-            self.notifier.members_removed(chat_id, &removed).await;
+            self.rooms
+                .publish(RoomEvent::MembersRemoved {
+                    chat: chat_id,
+                    users: removed,
+                })
+                .await;
         }
         Ok(())
     }
@@ -268,7 +292,7 @@ fn unknown_members(members: &MemberIds, missing: &[UserId]) -> AppError {
 mod tests {
     use std::sync::Arc;
 
-    use domain::ports::{MockChatRepository, MockNotifier, MockUserRepository};
+    use domain::ports::{MockChatRepository, MockRoomEvents, MockUserRepository};
     use domain::{InvalidInput, StoreError};
     use mockall::predicate::eq;
 
@@ -298,16 +322,16 @@ mod tests {
         service(
             chats_with_chat_1(),
             MockUserRepository::new(),
-            MockNotifier::new(),
+            MockRoomEvents::new(),
         )
     }
 
     fn service(
         chats: MockChatRepository,
         users: MockUserRepository,
-        notifier: MockNotifier,
+        rooms: MockRoomEvents,
     ) -> ChatService {
-        ChatService::new(Arc::new(chats), Arc::new(users), Arc::new(notifier))
+        ChatService::new(Arc::new(chats), Arc::new(users), Arc::new(rooms))
     }
 
     fn members(ids: &[u128]) -> MemberIds {
@@ -329,7 +353,7 @@ mod tests {
                     && members == [user_id(2), user_id(3)]
             })
             .returning(|_, _, _| Ok(chat(1, 1)));
-        let svc = service(chats, all_users_exist(), MockNotifier::new());
+        let svc = service(chats, all_users_exist(), MockRoomEvents::new());
 
         let created = svc
             .create_chat(
@@ -349,7 +373,7 @@ mod tests {
             .expect_create()
             .withf(|_, _, members| members.is_empty())
             .returning(|_, _, _| Ok(chat(1, 1)));
-        let svc = service(chats, MockUserRepository::new(), MockNotifier::new());
+        let svc = service(chats, MockUserRepository::new(), MockRoomEvents::new());
         assert!(
             svc.create_chat(user_id(1), ChatName::parse("x").unwrap(), None)
                 .await
@@ -361,7 +385,7 @@ mod tests {
     async fn create_chat_with_an_unknown_member_names_it_and_stores_nothing() {
         let mut users = MockUserRepository::new();
         users.expect_missing().returning(|_| Ok(vec![user_id(9)]));
-        let svc = service(MockChatRepository::new(), users, MockNotifier::new());
+        let svc = service(MockChatRepository::new(), users, MockRoomEvents::new());
 
         let err = svc
             .create_chat(
@@ -397,7 +421,7 @@ mod tests {
         chats
             .expect_create()
             .returning(|_, _, _| Err(StoreError::UnknownUser));
-        let svc = service(chats, users, MockNotifier::new());
+        let svc = service(chats, users, MockRoomEvents::new());
 
         let err = svc
             .create_chat(
@@ -437,7 +461,7 @@ mod tests {
             .expect_members()
             .with(eq(chat_id(1)))
             .returning(|_| Ok(Vec::new()));
-        let svc = service(chats, MockUserRepository::new(), MockNotifier::new());
+        let svc = service(chats, MockUserRepository::new(), MockRoomEvents::new());
         assert!(svc.list_members(user_id(2), chat_id(1)).await.is_ok());
     }
 
@@ -475,7 +499,7 @@ mod tests {
     async fn adding_an_unknown_user_names_it_and_adds_no_one() {
         let mut users = MockUserRepository::new();
         users.expect_missing().returning(|_| Ok(vec![user_id(8)]));
-        let svc = service(chats_with_chat_1(), users, MockNotifier::new());
+        let svc = service(chats_with_chat_1(), users, MockRoomEvents::new());
         let err = svc
             .add_members(user_id(1), chat_id(1), Ok(members(&[3, 8])))
             .await
@@ -492,13 +516,16 @@ mod tests {
             .expect_add_members()
             .withf(|_, users| users == [user_id(2), user_id(3)])
             .returning(|_, _| Ok(vec![user_id(3)]));
-        let mut notifier = MockNotifier::new();
-        notifier
-            .expect_members_added()
-            .withf(|chat, users| *chat == chat_id(1) && users == [user_id(3)])
+        let mut rooms = MockRoomEvents::new();
+        rooms
+            .expect_publish()
+            .withf(|event| {
+                matches!(event, RoomEvent::MembersAdded { chat, users }
+                    if *chat == chat_id(1) && users == &[user_id(3)])
+            })
             .times(1)
             .return_const(());
-        let svc = service(chats, all_users_exist(), notifier);
+        let svc = service(chats, all_users_exist(), rooms);
 
         assert_eq!(
             svc.add_members(user_id(1), chat_id(1), Ok(members(&[2, 3, 3])))
@@ -512,7 +539,7 @@ mod tests {
     async fn adding_only_existing_members_announces_nothing() {
         let mut chats = chats_with_chat_1();
         chats.expect_add_members().returning(|_, _| Ok(Vec::new()));
-        let svc = service(chats, all_users_exist(), MockNotifier::new());
+        let svc = service(chats, all_users_exist(), MockRoomEvents::new());
         assert_eq!(
             svc.add_members(user_id(1), chat_id(1), Ok(members(&[2])))
                 .await
@@ -550,7 +577,7 @@ mod tests {
     async fn removing_an_unknown_user_names_it() {
         let mut users = MockUserRepository::new();
         users.expect_missing().returning(|_| Ok(vec![user_id(9)]));
-        let svc = service(chats_with_chat_1(), users, MockNotifier::new());
+        let svc = service(chats_with_chat_1(), users, MockRoomEvents::new());
         let err = svc
             .remove_members(user_id(1), chat_id(1), Ok(members(&[9])))
             .await
@@ -565,13 +592,16 @@ mod tests {
             .expect_remove_members()
             .withf(|chat, users| *chat == chat_id(1) && users == [user_id(2), user_id(3)])
             .returning(|_, _| Ok(vec![user_id(2)]));
-        let mut notifier = MockNotifier::new();
-        notifier
-            .expect_members_removed()
-            .withf(|_, users| users == [user_id(2)])
+        let mut rooms = MockRoomEvents::new();
+        rooms
+            .expect_publish()
+            .withf(|event| {
+                matches!(event, RoomEvent::MembersRemoved { chat, users }
+                    if *chat == chat_id(1) && users == &[user_id(2)])
+            })
             .times(1)
             .return_const(());
-        let svc = service(chats, all_users_exist(), notifier);
+        let svc = service(chats, all_users_exist(), rooms);
         svc.remove_members(user_id(1), chat_id(1), Ok(members(&[2, 3])))
             .await
             .unwrap();
@@ -586,13 +616,13 @@ mod tests {
             .times(1)
             .returning(|_| Ok(true));
         chats.expect_remove_members().never();
-        let mut notifier = MockNotifier::new();
-        notifier
-            .expect_chat_deleted()
-            .with(eq(chat_id(1)))
+        let mut rooms = MockRoomEvents::new();
+        rooms
+            .expect_publish()
+            .with(eq(RoomEvent::ChatDeleted { chat: chat_id(1) }))
             .times(1)
             .return_const(());
-        let svc = service(chats, all_users_exist(), notifier);
+        let svc = service(chats, all_users_exist(), rooms);
         svc.remove_members(user_id(1), chat_id(1), Ok(members(&[2, 1])))
             .await
             .unwrap();
@@ -618,13 +648,16 @@ mod tests {
             .expect_remove_members()
             .withf(|_, users| users == [user_id(2)])
             .returning(|_, _| Ok(vec![user_id(2)]));
-        let mut notifier = MockNotifier::new();
-        notifier
-            .expect_members_removed()
-            .withf(|_, users| users == [user_id(2)])
+        let mut rooms = MockRoomEvents::new();
+        rooms
+            .expect_publish()
+            .withf(|event| {
+                matches!(event, RoomEvent::MembersRemoved { chat, users }
+                    if *chat == chat_id(1) && users == &[user_id(2)])
+            })
             .times(1)
             .return_const(());
-        let svc = service(chats, MockUserRepository::new(), notifier);
+        let svc = service(chats, MockUserRepository::new(), rooms);
         svc.leave_chat(user_id(2), chat_id(1)).await.unwrap();
     }
 
@@ -632,9 +665,13 @@ mod tests {
     async fn the_owner_leaving_deletes_the_chat() {
         let mut chats = chats_with_chat_1();
         chats.expect_delete().times(1).returning(|_| Ok(true));
-        let mut notifier = MockNotifier::new();
-        notifier.expect_chat_deleted().times(1).return_const(());
-        let svc = service(chats, MockUserRepository::new(), notifier);
+        let mut rooms = MockRoomEvents::new();
+        rooms
+            .expect_publish()
+            .with(eq(RoomEvent::ChatDeleted { chat: chat_id(1) }))
+            .times(1)
+            .return_const(());
+        let svc = service(chats, MockUserRepository::new(), rooms);
         svc.leave_chat(user_id(1), chat_id(1)).await.unwrap();
     }
 
@@ -655,13 +692,13 @@ mod tests {
     async fn the_owner_deletes_the_chat_and_its_room_is_told() {
         let mut chats = chats_with_chat_1();
         chats.expect_delete().times(1).returning(|_| Ok(true));
-        let mut notifier = MockNotifier::new();
-        notifier
-            .expect_chat_deleted()
-            .with(eq(chat_id(1)))
+        let mut rooms = MockRoomEvents::new();
+        rooms
+            .expect_publish()
+            .with(eq(RoomEvent::ChatDeleted { chat: chat_id(1) }))
             .times(1)
             .return_const(());
-        let svc = service(chats, MockUserRepository::new(), notifier);
+        let svc = service(chats, MockUserRepository::new(), rooms);
         svc.delete_chat(user_id(1), chat_id(1)).await.unwrap();
     }
 
@@ -669,23 +706,100 @@ mod tests {
     async fn a_chat_deleted_concurrently_is_not_announced_twice() {
         let mut chats = chats_with_chat_1();
         chats.expect_delete().returning(|_| Ok(false));
-        let svc = service(chats, MockUserRepository::new(), MockNotifier::new());
+        let svc = service(chats, MockUserRepository::new(), MockRoomEvents::new());
         svc.delete_chat(user_id(1), chat_id(1)).await.unwrap();
     }
 
-    #[tokio::test]
-    async fn joining_rooms_is_all_or_nothing() {
+    /// Rooms whose state changes `changes` times before a join can succeed.
+    struct Seats {
+        changes: std::sync::atomic::AtomicUsize,
+        joined: std::sync::Mutex<Vec<ChatId>>,
+    }
+
+    impl Seats {
+        fn changing(times: usize) -> Self {
+            Self {
+                changes: times.into(),
+                joined: std::sync::Mutex::default(),
+            }
+        }
+    }
+
+    impl RoomSeats for Seats {
+        fn mark(&self) -> u64 {
+            0
+        }
+        fn join_unless_changed(&self, chats: &[ChatId], _mark: u64) -> bool {
+            use std::sync::atomic::Ordering;
+            let left = self.changes.load(Ordering::SeqCst);
+            if left > 0 {
+                self.changes.store(left - 1, Ordering::SeqCst);
+                return false;
+            }
+            self.joined.lock().unwrap().extend_from_slice(chats);
+            true
+        }
+    }
+
+    fn chat_ids(ns: &[u128]) -> ChatIds {
+        let raw: Vec<String> = ns.iter().map(|n| chat_id(*n).to_string()).collect();
+        ChatIds::parse(&raw).unwrap()
+    }
+
+    fn member_of_chat_1_only() -> MockChatRepository {
         let mut chats = MockChatRepository::new();
         chats
             .expect_not_member_of()
             .returning(|_, ids| Ok(ids.iter().copied().filter(|id| *id != chat_id(1)).collect()));
-        let svc = service(chats, MockUserRepository::new(), MockNotifier::new());
-        assert!(svc.authorize_rooms(user_id(2), &[chat_id(1)]).await.is_ok());
+        chats
+    }
+
+    #[tokio::test]
+    async fn joining_rooms_is_all_or_nothing() {
+        let svc = service(
+            member_of_chat_1_only(),
+            MockUserRepository::new(),
+            MockRoomEvents::new(),
+        );
+        let seats = Seats::changing(0);
         assert!(matches!(
-            svc.authorize_rooms(user_id(2), &[chat_id(1), chat_id(2)])
-                .await,
+            svc.join_rooms(user_id(2), &chat_ids(&[1, 2]), &seats).await,
             Err(AppError::NotMember)
         ));
+        assert!(seats.joined.lock().unwrap().is_empty());
+        svc.join_rooms(user_id(2), &chat_ids(&[1]), &seats)
+            .await
+            .unwrap();
+        assert_eq!(*seats.joined.lock().unwrap(), [chat_id(1)]);
+    }
+
+    #[tokio::test]
+    async fn a_join_that_races_a_removal_checks_membership_again() {
+        let mut chats = MockChatRepository::new();
+        chats
+            .expect_not_member_of()
+            .times(3)
+            .returning(|_, _| Ok(Vec::new()));
+        let svc = service(chats, MockUserRepository::new(), MockRoomEvents::new());
+        let seats = Seats::changing(2);
+        svc.join_rooms(user_id(2), &chat_ids(&[1]), &seats)
+            .await
+            .unwrap();
+        assert_eq!(*seats.joined.lock().unwrap(), [chat_id(1)]);
+
+        // Membership that never settles is a clear error, not an endless loop.
+        let svc = service(
+            member_of_chat_1_only(),
+            MockUserRepository::new(),
+            MockRoomEvents::new(),
+        );
+        let seats = Seats::changing(usize::MAX);
+        let err = svc
+            .join_rooms(user_id(2), &chat_ids(&[1]), &seats)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AppError::Invalid(ref invalid) if invalid.field() == "chatIds"));
+        assert!(seats.joined.lock().unwrap().is_empty());
     }
 
     #[tokio::test]
@@ -694,7 +808,7 @@ mod tests {
         chats
             .expect_list_for_member()
             .returning(|_| Err(StoreError::unavailable(std::io::Error::other("down"))));
-        let svc = service(chats, MockUserRepository::new(), MockNotifier::new());
+        let svc = service(chats, MockUserRepository::new(), MockRoomEvents::new());
         assert!(matches!(
             svc.list_chats(user_id(1)).await,
             Err(AppError::Internal(_))
@@ -702,7 +816,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn those_in_a_room_but_no_longer_in_the_chat_have_departed() {
+    async fn a_room_is_checked_against_the_chat_s_member_ids() {
         let mut chats = chats_with_chat_1();
         chats.expect_members().returning(|_| {
             Ok([1, 2]
@@ -713,22 +827,12 @@ mod tests {
                 })
                 .to_vec())
         });
-        let svc = service(chats, MockUserRepository::new(), MockNotifier::new());
+        let svc = service(chats, MockUserRepository::new(), MockRoomEvents::new());
         assert_eq!(
-            svc.departed_from_room(
-                chat_id(1),
-                &[user_id(1), user_id(3), user_id(2), user_id(4)]
-            )
-            .await
-            .unwrap(),
-            Departed::Users(vec![user_id(3), user_id(4)])
+            svc.member_ids(chat_id(1)).await.unwrap(),
+            Some([user_id(1), user_id(2)].into_iter().collect())
         );
-        // A deleted chat: the whole room goes, without a member lookup.
-        assert_eq!(
-            svc.departed_from_room(chat_id(9), &[user_id(1)])
-                .await
-                .unwrap(),
-            Departed::ChatGone
-        );
+        // A deleted chat has no members to look up.
+        assert_eq!(svc.member_ids(chat_id(9)).await.unwrap(), None);
     }
 }

@@ -16,7 +16,7 @@ pub use messages::QueuedSend;
 
 use domain::PasswordPolicy;
 use domain::ports::{
-    ChatRepository, MessageRepository, Notifier, PasswordHasher, SendOrder, TokenService,
+    ChatRepository, MessageRepository, PasswordHasher, RoomEvents, SendOrder, TokenService,
     UserRepository,
 };
 
@@ -40,7 +40,7 @@ pub struct Ports {
     /// Access tokens.
     pub tokens: Arc<dyn TokenService>,
     /// Live delivery to connected sockets.
-    pub notifier: Arc<dyn Notifier>,
+    pub rooms: Arc<dyn RoomEvents>,
     /// The order of senders between server processes (a cluster), or
     /// [`domain::ports::SingleProcess`].
     pub send_order: Arc<dyn SendOrder>,
@@ -67,15 +67,11 @@ impl App {
                 ports.tokens,
                 password_policy,
             ),
-            chats: chats::ChatService::new(
-                ports.chats.clone(),
-                ports.users,
-                ports.notifier.clone(),
-            ),
+            chats: chats::ChatService::new(ports.chats.clone(), ports.users, ports.rooms.clone()),
             messages: messages::MessageService::new(
                 ports.chats,
                 ports.messages,
-                ports.notifier,
+                ports.rooms,
                 ports.send_order,
             ),
         }

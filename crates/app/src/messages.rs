@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use domain::ports::{
-    ChatRepository, ChatTurn, MessageRepository, Notifier, QueuedMessage, SendOrder,
+    ChatRepository, ChatTurn, MessageRepository, QueuedMessage, RoomEvents, SendOrder,
 };
 use domain::{
-    ChatId, ClientMsgId, HistoryPage, InvalidInput, Message, MessageContent, NewMessage,
+    ChatId, ClientMsgId, HistoryPage, InvalidInput, Message, MessageContent, NewMessage, RoomEvent,
     StoreError, UserId,
 };
 use tracing::instrument;
@@ -29,7 +29,7 @@ pub struct Draft {
 pub struct MessageService {
     chats: Arc<dyn ChatRepository>,
     messages: Arc<dyn MessageRepository>,
-    notifier: Arc<dyn Notifier>,
+    rooms: Arc<dyn RoomEvents>,
     lanes: Arc<ChatLanes>,
     send_order: Arc<dyn SendOrder>,
 }
@@ -40,13 +40,13 @@ impl MessageService {
     pub fn new(
         chats: Arc<dyn ChatRepository>,
         messages: Arc<dyn MessageRepository>,
-        notifier: Arc<dyn Notifier>,
+        rooms: Arc<dyn RoomEvents>,
         send_order: Arc<dyn SendOrder>,
     ) -> Self {
         Self {
             chats,
             messages,
-            notifier,
+            rooms,
             lanes: Arc::default(),
             send_order,
         }
@@ -116,7 +116,7 @@ impl MessageService {
             queued,
             ticket: place.queued(),
             shared_turn,
-            notifier: Arc::clone(&self.notifier),
+            rooms: Arc::clone(&self.rooms),
         })
     }
 
@@ -154,7 +154,7 @@ pub struct QueuedSend {
     queued: QueuedMessage,
     ticket: Ticket,
     shared_turn: ChatTurn,
-    notifier: Arc<dyn Notifier>,
+    rooms: Arc<dyn RoomEvents>,
 }
 
 impl QueuedSend {
@@ -171,7 +171,7 @@ impl QueuedSend {
             queued,
             mut ticket,
             shared_turn,
-            notifier,
+            rooms,
         } = self;
         let (message, created) = match queued.await {
             // A sender who is not a member, or no user at all (an account deleted while
@@ -184,7 +184,9 @@ impl QueuedSend {
         };
         if created {
             ticket.wait_for_predecessor().await;
-            notifier.message_created(&message).await;
+            rooms
+                .publish(RoomEvent::MessageCreated(message.clone()))
+                .await;
         }
         // Dropped in this order: the next message may be announced (here, then on any
         // process) only after this one.
@@ -207,7 +209,7 @@ mod tests {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use domain::ports::{
-        ChatTurn, MockChatRepository, MockMessageRepository, MockNotifier, MockSendOrder,
+        ChatTurn, MockChatRepository, MockMessageRepository, MockRoomEvents, MockSendOrder,
         QueuedMessage, SingleProcess,
     };
     use domain::{Limit, MessageId};
@@ -259,12 +261,12 @@ mod tests {
     fn service(
         chats: MockChatRepository,
         messages: MockMessageRepository,
-        notifier: MockNotifier,
+        rooms: MockRoomEvents,
     ) -> MessageService {
         MessageService::new(
             Arc::new(chats),
             Arc::new(messages),
-            Arc::new(notifier),
+            Arc::new(rooms),
             Arc::new(SingleProcess),
         )
     }
@@ -297,8 +299,8 @@ mod tests {
                 Ok(QueuedMessage::answered(Ok((stored(new), true))))
             }
         });
-        let mut notifier = MockNotifier::new();
-        notifier.expect_message_created().times(1).returning({
+        let mut rooms = MockRoomEvents::new();
+        rooms.expect_publish().times(1).returning({
             let released = Arc::clone(&released);
             move |_| {
                 assert!(
@@ -310,7 +312,7 @@ mod tests {
         let svc = MessageService::new(
             Arc::new(chats_with_chat_1()),
             Arc::new(messages),
-            Arc::new(notifier),
+            Arc::new(rooms),
             Arc::new(order),
         );
 
@@ -332,7 +334,7 @@ mod tests {
         let svc = MessageService::new(
             Arc::new(chats_with_chat_1()),
             Arc::new(MockMessageRepository::new()),
-            Arc::new(MockNotifier::new()),
+            Arc::new(MockRoomEvents::new()),
             Arc::new(order),
         );
         assert!(matches!(
@@ -350,14 +352,17 @@ mod tests {
             .times(1)
             .in_sequence(&mut seq)
             .returning(|new| Ok(QueuedMessage::answered(Ok((stored(new), true)))));
-        let mut notifier = MockNotifier::new();
-        notifier
-            .expect_message_created()
-            .withf(|m| m.content.as_str() == "hello" && m.sender_id == user_id(2))
+        let mut rooms = MockRoomEvents::new();
+        rooms
+            .expect_publish()
+            .withf(|event| {
+                matches!(event, RoomEvent::MessageCreated(m)
+                    if m.content.as_str() == "hello" && m.sender_id == user_id(2))
+            })
             .times(1)
             .in_sequence(&mut seq)
             .return_const(());
-        let svc = service(chats_with_chat_1(), messages, notifier);
+        let svc = service(chats_with_chat_1(), messages, rooms);
 
         let sent = svc
             .send(user_id(2), chat_id(1), draft("hello", Some("c-1")))
@@ -405,10 +410,13 @@ mod tests {
         let (release_first, first_gate) = oneshot::channel();
         let (release_second, second_gate) = oneshot::channel();
         let announced = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let mut notifier = MockNotifier::new();
-        notifier.expect_message_created().times(2).returning({
+        let mut rooms = MockRoomEvents::new();
+        rooms.expect_publish().times(2).returning({
             let announced = Arc::clone(&announced);
-            move |m| {
+            move |event| {
+                let RoomEvent::MessageCreated(m) = event else {
+                    panic!("not a message: {event:?}")
+                };
                 announced
                     .lock()
                     .unwrap()
@@ -416,7 +424,7 @@ mod tests {
             }
         });
         let (messages, queued) = store_with_gates(vec![first_gate, second_gate]);
-        let svc = Arc::new(service(chats_with_chat_1(), messages, notifier));
+        let svc = Arc::new(service(chats_with_chat_1(), messages, rooms));
         let send = |text: &'static str| {
             let svc = Arc::clone(&svc);
             tokio::spawn(async move { svc.send(user_id(2), chat_id(1), draft(text, None)).await })
@@ -446,7 +454,7 @@ mod tests {
         messages
             .expect_enqueue()
             .returning(|new| Ok(QueuedMessage::answered(Ok((stored(new), false)))));
-        let svc = service(chats_with_chat_1(), messages, MockNotifier::new());
+        let svc = service(chats_with_chat_1(), messages, MockRoomEvents::new());
         let again = svc
             .send(user_id(2), chat_id(1), draft("hello", Some("c-1")))
             .await
@@ -459,7 +467,7 @@ mod tests {
         let svc = service(
             chats_with_chat_1(),
             MockMessageRepository::new(),
-            MockNotifier::new(),
+            MockRoomEvents::new(),
         );
         let bad = || Err(InvalidInput::new("content", "must not be blank"));
         assert!(matches!(
@@ -487,9 +495,9 @@ mod tests {
             .expect_enqueue()
             .times(1)
             .returning(move |_| Ok(QueuedMessage::answered(Err(answer()))));
-        let mut notifier = MockNotifier::new();
-        notifier.expect_message_created().never();
-        service(chats, messages, notifier)
+        let mut rooms = MockRoomEvents::new();
+        rooms.expect_publish().never();
+        service(chats, messages, rooms)
     }
 
     #[tokio::test]
@@ -517,7 +525,7 @@ mod tests {
         let svc = service(
             chats_with_chat_1(),
             MockMessageRepository::new(),
-            MockNotifier::new(),
+            MockRoomEvents::new(),
         );
         assert!(matches!(
             svc.history(user_id(3), chat_id(1), page()).await,
@@ -535,7 +543,7 @@ mod tests {
         messages
             .expect_history()
             .returning(|_, _| Err(StoreError::UnknownCursor));
-        let svc = service(chats_with_chat_1(), messages, MockNotifier::new());
+        let svc = service(chats_with_chat_1(), messages, MockRoomEvents::new());
         let err = svc
             .history(user_id(2), chat_id(1), page())
             .await
@@ -553,7 +561,7 @@ mod tests {
         chats.expect_find().never();
         let mut messages = MockMessageRepository::new();
         messages.expect_history().returning(|_, _| Ok(Vec::new()));
-        let svc = service(chats, messages, MockNotifier::new());
+        let svc = service(chats, messages, MockRoomEvents::new());
         assert!(
             svc.history(user_id(2), chat_id(1), page())
                 .await

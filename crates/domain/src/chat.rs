@@ -89,6 +89,46 @@ pub struct ChatMember {
     pub joined_at: OffsetDateTime,
 }
 
+/// A socket client's list of chats to join or leave (`chats:connect`,
+/// `chats:disconnect`): 1–1000 ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatIds(Vec<ChatId>);
+
+impl ChatIds {
+    /// Most chats one request may name.
+    pub const MAX: usize = 1000;
+
+    /// Parses client-supplied id strings, naming a bad one by its index (`chatIds[2]`).
+    ///
+    /// # Errors
+    /// [`InvalidInput`] on field `chatIds` when the list is empty or too long, or on
+    /// `chatIds[i]` for a malformed id.
+    pub fn parse<S: AsRef<str>>(raw: &[S]) -> Result<Self, InvalidInput> {
+        if raw.is_empty() || raw.len() > Self::MAX {
+            return Err(InvalidInput::new("chatIds", "must name 1 to 1000 chats"));
+        }
+        Self::parse_to_leave(raw)
+    }
+
+    /// Parses the chats to leave: any number, none included, since leaving a room
+    /// one is not in is not an error (the message size bounds the list).
+    ///
+    /// # Errors
+    /// [`InvalidInput`] on `chatIds[i]` for a malformed id.
+    pub fn parse_to_leave<S: AsRef<str>>(raw: &[S]) -> Result<Self, InvalidInput> {
+        raw.iter()
+            .enumerate()
+            .map(|(i, s)| ChatId::parse(s.as_ref(), &format!("chatIds[{i}]")))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Self)
+    }
+
+    /// The ids as the client gave them.
+    pub fn as_slice(&self) -> &[ChatId] {
+        &self.0
+    }
+}
+
 /// A client's list of user ids for adding or removing members: 1–1000 ids. Duplicates
 /// are tolerated; [`MemberIds::unique`] gives each id once, in first-seen order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,6 +231,30 @@ mod tests {
         let ok = Uuid::from_u128(1).to_string();
         let err = MemberIds::parse(&[ok.as_str(), "nope"]).unwrap_err();
         assert_eq!(err.field(), "members[1]");
+    }
+
+    #[test]
+    fn chat_ids_are_1_to_1000_well_formed_ids() {
+        let ok = Uuid::from_u128(1).to_string();
+        assert_eq!(ChatIds::parse(&[ok.as_str()]).unwrap().as_slice().len(), 1);
+        assert_eq!(ChatIds::parse::<&str>(&[]).unwrap_err().field(), "chatIds");
+        assert_eq!(
+            ChatIds::parse(&vec![ok.as_str(); 1001])
+                .unwrap_err()
+                .field(),
+            "chatIds"
+        );
+        assert!(ChatIds::parse(&vec![ok.as_str(); 1000]).is_ok());
+        assert_eq!(
+            ChatIds::parse(&[ok.as_str(), "nope"]).unwrap_err().field(),
+            "chatIds[1]"
+        );
+        // Leaving nothing is not an error.
+        assert!(ChatIds::parse_to_leave::<&str>(&[]).is_ok());
+        assert_eq!(
+            ChatIds::parse_to_leave(&["nope"]).unwrap_err().field(),
+            "chatIds[0]"
+        );
     }
 
     #[test]

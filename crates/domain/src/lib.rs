@@ -12,11 +12,13 @@ pub mod ids;
 pub mod message;
 pub mod paging;
 pub mod ports;
+pub mod room;
 pub mod user;
 
-pub use chat::{Chat, ChatMember, ChatName, MemberIds, Removal};
+pub use chat::{Chat, ChatIds, ChatMember, ChatName, MemberIds, Removal};
 pub use error::{InvalidInput, StoreError};
 pub use ids::{ChatId, MessageId, UserId};
 pub use message::{ClientMsgId, Message, MessageContent, NewMessage};
 pub use paging::{HistoryPage, Limit, UserPage};
+pub use room::RoomEvent;
 pub use user::{Password, PasswordHash, PasswordPolicy, User, UserCredentials, Username};

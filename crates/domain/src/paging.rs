@@ -69,6 +69,27 @@ impl HistoryPage {
     /// Largest page size of history.
     pub const MAX_LIMIT: u32 = 100;
 
+    /// Parses a client's request for a page: its size (the field `size_field`, named
+    /// `limit` over REST and `take` on sockets), an offset and a cursor, checked in
+    /// this order.
+    ///
+    /// # Errors
+    /// [`InvalidInput`] on the first field that is out of range or malformed.
+    pub fn parse(
+        size: Option<i64>,
+        size_field: &str,
+        skip: Option<i64>,
+        before: Option<&str>,
+    ) -> Result<Self, InvalidInput> {
+        Ok(Self {
+            limit: Limit::parse(size, Self::DEFAULT_LIMIT, Self::MAX_LIMIT, size_field)?,
+            skip: Self::parse_skip(skip)?,
+            before: before
+                .map(|raw| MessageId::parse(raw, "before"))
+                .transpose()?,
+        })
+    }
+
     /// Validates a `skip` offset.
     ///
     /// # Errors
@@ -92,6 +113,19 @@ mod tests {
         assert!(Limit::parse(Some(0), 50, 100, "take").is_err());
         assert!(Limit::parse(Some(101), 50, 100, "take").is_err());
         assert!(Limit::parse(Some(-1), 50, 100, "take").is_err());
+    }
+
+    #[test]
+    fn a_page_request_is_checked_size_then_skip_then_cursor() {
+        let page = HistoryPage::parse(None, "limit", None, None).unwrap();
+        assert_eq!(page.limit.get(), HistoryPage::DEFAULT_LIMIT);
+        assert_eq!((page.skip, page.before), (0, None));
+        let bad_all = HistoryPage::parse(Some(0), "take", Some(-1), Some("x"));
+        assert_eq!(bad_all.unwrap_err().field(), "take");
+        let bad_rest = HistoryPage::parse(Some(5), "take", Some(-1), Some("x"));
+        assert_eq!(bad_rest.unwrap_err().field(), "skip");
+        let bad_cursor = HistoryPage::parse(Some(5), "take", Some(2), Some("x"));
+        assert_eq!(bad_cursor.unwrap_err().field(), "before");
     }
 
     #[test]

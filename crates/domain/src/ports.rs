@@ -13,6 +13,7 @@ use crate::error::StoreError;
 use crate::ids::{ChatId, UserId};
 use crate::message::{Message, NewMessage};
 use crate::paging::{HistoryPage, UserPage};
+use crate::room::RoomEvent;
 use crate::user::{Password, PasswordHash, User, UserCredentials, Username};
 
 /// Storage of users.
@@ -345,20 +346,17 @@ pub trait TokenService: Send + Sync {
     fn verify(&self, token: &str) -> Result<VerifiedToken, TokenError>;
 }
 
-/// Live delivery to connected clients. Called by the use cases after the change is
-/// stored; delivery is best effort and never fails the use case (a client that missed
-/// something recovers it from history).
+/// Live delivery of [`RoomEvent`]s to the sockets in each chat's room, on every server
+/// process. Called by the use cases after the change is stored (or, for an event that
+/// is not stored, once it is allowed); delivery is best effort and never fails the use
+/// case (a client that missed something recovers it from history).
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
-pub trait Notifier: Send + Sync {
-    /// `users` were added to `chat`.
-    async fn members_added(&self, chat: ChatId, users: &[UserId]);
-    /// `users` were removed from (or left) `chat`: their sockets leave its room at once.
-    async fn members_removed(&self, chat: ChatId, users: &[UserId]);
-    /// `chat` was deleted: its room is told, then emptied.
-    async fn chat_deleted(&self, chat: ChatId);
-    /// `message` was stored: the chat's room receives it.
-    async fn message_created(&self, message: &Message);
+pub trait RoomEvents: Send + Sync {
+    /// Has `event` heard in its chat's room, except by the sockets of
+    /// [`RoomEvent::left_out`]. Events of one chat published by one caller, one after
+    /// the other, are heard in that order.
+    async fn publish(&self, event: RoomEvent);
 }
 
 /// Orders the sending of a chat's messages across every server process that shares the

@@ -58,7 +58,7 @@ impl Application {
             messages: store.messages(),
             hasher: Arc::new(Argon2Hasher::new().context("cannot set up password hashing")?),
             tokens: Arc::new(JwtTokens::new(&jwt_secret, config.jwt_ttl)),
-            notifier: rooms.notifier(),
+            rooms: rooms.events(),
             send_order: topology.send_order,
         };
         let app = App::new(ports, password_policy);

@@ -6,8 +6,11 @@
 //! what the server really handles and sends. A handler matches on [`FromClient`], so
 //! an event added here and not handled does not compile.
 
+use domain::RoomEvent;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+use crate::MessageView;
 
 /// Declares an event-name enum with its wire names and the list of all its variants.
 macro_rules! event_names {
@@ -208,6 +211,47 @@ impl<'a, T: Serialize + ?Sized> AckFrame<'a, T> {
     }
 }
 
+/// The payload of an event a room hears.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum RoomPayload {
+    /// `messages:new`.
+    Message(MessageView),
+    /// `chats:member:added`, `chats:member:removed`.
+    Members(MembersChanged),
+    /// `chats:deleted`.
+    Chat(ChatRef),
+}
+
+/// What a room hears for `event`: the event's name and its payload.
+#[must_use]
+pub fn room_event(event: &RoomEvent) -> (ToClient, RoomPayload) {
+    let members = |chat: &domain::ChatId, users: &[domain::UserId]| {
+        RoomPayload::Members(MembersChanged {
+            chat_id: chat.to_string(),
+            user_ids: users.iter().map(ToString::to_string).collect(),
+        })
+    };
+    match event {
+        RoomEvent::MessageCreated(message) => (
+            ToClient::MessagesNew,
+            RoomPayload::Message(MessageView::from(message)),
+        ),
+        RoomEvent::MembersAdded { chat, users } => {
+            (ToClient::ChatsMemberAdded, members(chat, users))
+        }
+        RoomEvent::MembersRemoved { chat, users } => {
+            (ToClient::ChatsMemberRemoved, members(chat, users))
+        }
+        RoomEvent::ChatDeleted { chat } => (
+            ToClient::ChatsDeleted,
+            RoomPayload::Chat(ChatRef {
+                chat_id: chat.to_string(),
+            }),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
@@ -227,6 +271,33 @@ mod tests {
             assert_eq!(ToClient::from_name(event.name()), Some(*event));
         }
         assert_eq!(FromClient::from_name("messages:delete"), None);
+    }
+
+    #[test]
+    fn a_room_hears_each_event_under_its_contract_name() {
+        use domain::{ChatId, UserId};
+        let chat = ChatId::from_uuid(uuid::Uuid::from_u128(2));
+        let user = UserId::from_uuid(uuid::Uuid::from_u128(3));
+        let (name, payload) = room_event(&RoomEvent::MembersRemoved {
+            chat,
+            users: vec![user],
+        });
+        assert_eq!(name, ToClient::ChatsMemberRemoved);
+        assert_eq!(
+            serde_json::to_value(payload).unwrap(),
+            serde_json::json!({"chatId": chat.to_string(), "userIds": [user.to_string()]})
+        );
+        let (name, payload) = room_event(&RoomEvent::ChatDeleted { chat });
+        assert_eq!(name, ToClient::ChatsDeleted);
+        assert_eq!(
+            serde_json::to_value(payload).unwrap(),
+            serde_json::json!({"chatId": chat.to_string()})
+        );
+        let (name, _) = room_event(&RoomEvent::MembersAdded {
+            chat,
+            users: vec![user],
+        });
+        assert_eq!(name, ToClient::ChatsMemberAdded);
     }
 
     #[test]

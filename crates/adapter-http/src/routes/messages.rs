@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use domain::{HistoryPage, InvalidInput, Limit, MessageId};
+use domain::{HistoryPage, InvalidInput};
 use wire::MessageView;
 
 use crate::extract::{Caller, ChatIdParam, ChatPath, QueryParams};
@@ -40,18 +40,7 @@ pub(crate) async fn history(
     Ok(Json(wire::views(&messages)))
 }
 
+/// REST pages by `limit` and `before` only (no `skip`).
 fn history_page(query: &QueryParams) -> Result<HistoryPage, InvalidInput> {
-    Ok(HistoryPage {
-        limit: Limit::parse(
-            query.integer("limit")?,
-            HistoryPage::DEFAULT_LIMIT,
-            HistoryPage::MAX_LIMIT,
-            "limit",
-        )?,
-        skip: 0,
-        before: query
-            .get("before")
-            .map(|raw| MessageId::parse(raw, "before"))
-            .transpose()?,
-    })
+    HistoryPage::parse(query.integer("limit")?, "limit", None, query.get("before"))
 }
