@@ -40,6 +40,15 @@ pub enum ApiError {
     /// The path exists, but not with this method.
     #[error("this method is not allowed on this path")]
     MethodNotAllowed,
+    /// A WebSocket endpoint was asked for without a WebSocket handshake; `status` is
+    /// the one axum's upgrade extractor gives (`400`, `405` or `426`).
+    #[error("not a WebSocket handshake: {detail}")]
+    NotWebSocketHandshake {
+        /// The status to answer.
+        status: StatusCode,
+        /// What is missing from the handshake.
+        detail: String,
+    },
 }
 
 /// An RFC 9457 problem document.
@@ -93,6 +102,7 @@ impl ApiError {
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotWebSocketHandshake { status, .. } => *status,
         }
     }
 

@@ -72,7 +72,11 @@ pub(crate) async fn upgrade(
             .read_buffer_size(WS_READ_BUFFER)
             .on_upgrade(move |socket| run(socket, realtime, verified)),
         // Not a WebSocket handshake: a problem body, like every refusal.
-        Err(rejection) => refuse(rejection.status(), &rejection.body_text()),
+        Err(rejection) => ApiError::NotWebSocketHandshake {
+            status: rejection.status(),
+            detail: rejection.body_text(),
+        }
+        .into_response(),
     }
 }
 
