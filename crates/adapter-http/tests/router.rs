@@ -6,13 +6,14 @@
 use std::sync::Arc;
 
 use adapter_http::{HttpState, Readiness, ReadinessProbe, router, router_with};
+use app::ports::{MockMessageQueue, SingleProcess};
 use app::{App, Ports};
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use domain::ports::{
     MockChatRepository, MockMessageRepository, MockPasswordHasher, MockRoomEvents,
-    MockTokenService, MockUserRepository, SingleProcess, TokenError, VerifiedToken,
+    MockTokenService, MockUserRepository, TokenError, VerifiedToken,
 };
 use domain::{Chat, ChatId, ChatName, PasswordPolicy, StoreError, UserId};
 use serde_json::{Value, json};
@@ -105,6 +106,7 @@ fn state(users: MockUserRepository, chats: MockChatRepository, ready: Readiness)
         users: Arc::new(users),
         chats: Arc::new(chats),
         messages: Arc::new(MockMessageRepository::new()),
+        message_queue: Arc::new(MockMessageQueue::new()),
         hasher: Arc::new(MockPasswordHasher::new()),
         tokens: Arc::new(tokens()),
         rooms: Arc::new(MockRoomEvents::new()),

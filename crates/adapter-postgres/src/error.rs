@@ -106,8 +106,3 @@ pub(crate) struct InvalidRow {
 pub(crate) fn invalid_row(what: &'static str) -> impl FnOnce(InvalidInput) -> StoreError {
     move |source| StoreError::unavailable(InvalidRow { what, source })
 }
-
-/// The store answered something that its own schema rules out.
-#[derive(Debug, thiserror::Error)]
-#[error("PostgreSQL answered inconsistently: {0}")]
-pub(crate) struct Inconsistent(pub(crate) &'static str);

@@ -25,7 +25,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::ports::{ChatRepository, MessageRepository, SendOrder, UserRepository};
+use app::ports::{MessageQueue, SendOrder};
+use domain::ports::{ChatRepository, MessageRepository, UserRepository};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -148,6 +149,11 @@ impl PostgresStore {
             self.pool.clone(),
             self.writer.clone(),
         ))
+    }
+
+    /// New messages queued for this store's writer (several in flight at once).
+    pub fn message_queue(&self) -> Arc<dyn MessageQueue> {
+        Arc::new(self.writer.clone())
     }
 
     /// The store as the target of a bulk move (an import, or a move from the other

@@ -1,7 +1,8 @@
-//! Group commit of new messages, on PostgreSQL: the store's [`GroupCommit`] task takes
+//! Group commit of new messages, on PostgreSQL: the store's [`MessageWriter`] task takes
 //! the messages waiting in its queue and this writer stores them in one statement, one
 //! transaction and one WAL flush (the queue, the order, back-pressure and the answers to
-//! each caller are `group-commit`'s).
+//! each caller are `group-commit`'s; the assembly of the answers is `sql-batch`'s: only
+//! the SQL and the transaction are here).
 //!
 //! - **One statement.** A multi-row `insert … select from unnest(…)`, as a single
 //!   statement its own transaction. Rows go in by their position in the batch, so the
@@ -17,8 +18,8 @@
 //!   foreign key later in the statement, and a member removed meanwhile is removed
 //!   after the message is stored, not during), and `on conflict do nothing` one that
 //!   repeats a client id, also of a message earlier in the same batch. A second query
-//!   then explains each message left out: `ChatGone`, `UnknownUser` or `NotMember`,
-//!   else the first message with its client id. This `where` is a send's access check:
+//!   then explains each message left out (`ChatGone`, `UnknownUser` or `NotMember`,
+//!   else the first message with its client id), each by its index from 0 among them. This `where` is a send's access check:
 //!   there is no read per message before it. (The one text PostgreSQL cannot store, a
 //!   NUL character, never gets here: the domain's text types refuse it.)
 //!   One statement per batch rather than a savepoint per message (two more round
@@ -33,77 +34,29 @@
 //!   (no checkout and health check per batch), and gives it back after a second
 //!   without work.
 
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use domain::ports::{InsertAnswer, LeftOut, QueuedMessage};
-use domain::{ClientMsgId, Message, NewMessage, StoreError};
-use group_commit::{BatchWriter, GroupCommit, Limits, NotWritten};
+use domain::{ClientMsgId, NewMessage, StoreError};
+use sql_batch::{Batch, LeftOutRow, MessageRow, WriteBatch};
 use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, PgPool, Postgres};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::error::{Inconsistent, store_error};
-use crate::messages::MessageRow;
-
-/// The sizes and times of the store's writer.
-const LIMITS: Limits = Limits {
-    // Large enough that a busy store commits hundreds per WAL flush; small enough that
-    // one batch's parameters (contents of at most 4096 characters) stay a few megabytes.
-    max_batch: 512,
-    queue: 4 * 512,
-    // How long the writer keeps its connection without work before it gives it back
-    // to the pool, which checks a connection before handing it out again: so an idle
-    // writer never writes on a connection the server closed meanwhile.
-    idle_release: Duration::from_secs(1),
-};
+use crate::error::store_error;
 
 /// The handle on the store's message writer task; every clone queues to the same task.
-pub(crate) type MessageWriter = GroupCommit<Writer>;
+pub(crate) type MessageWriter = sql_batch::MessageWriter<Writer>;
 
 /// Starts the writer task of the store behind `pool`, on the current Tokio runtime. A
 /// batch that takes longer than `timeout` (a database frozen or cut off while the
 /// writer holds a connection) fails with [`StoreError::Unreachable`].
 pub(crate) fn start(pool: PgPool, timeout: Duration) -> MessageWriter {
-    GroupCommit::start(
-        Writer {
-            pool,
-            connection: None,
-            timeout,
-        },
-        LIMITS,
-    )
-}
-
-/// Queues `message` for the writer. The returned [`QueuedMessage`] answers once its
-/// batch is committed (or has failed).
-///
-/// # Errors
-/// [`StoreError::Unavailable`] when the writer has stopped; the answer also when the
-/// batch failed.
-pub(crate) async fn enqueue(
-    writer: &MessageWriter,
-    message: NewMessage,
-) -> Result<QueuedMessage, StoreError> {
-    let queued = writer.enqueue(message).await.map_err(not_written)?;
-    Ok(QueuedMessage::new(async move {
-        queued.await.map_err(not_written)?
-    }))
-}
-
-/// A message that was not stored with its batch: the store is unreachable when the
-/// batch failed for that reason or the writer has stopped, else unavailable.
-fn not_written(err: NotWritten<StoreError>) -> StoreError {
-    match &err {
-        NotWritten::BatchFailed { source, .. }
-            if matches!(**source, StoreError::Unreachable(_)) =>
-        {
-            StoreError::unreachable(err)
-        }
-        NotWritten::Stopped => StoreError::unreachable(err),
-        _ => StoreError::unavailable(err),
-    }
+    MessageWriter::start(Writer {
+        pool,
+        connection: None,
+        timeout,
+    })
 }
 
 /// A batch that took longer than the store's timeout. It may still have been stored:
@@ -121,36 +74,24 @@ pub(crate) struct Writer {
     timeout: Duration,
 }
 
-impl BatchWriter for Writer {
-    type Item = NewMessage;
-    type Answer = InsertAnswer;
-    type Error = StoreError;
+impl WriteBatch for Writer {
+    type Time = OffsetDateTime;
 
-    async fn write_batch(
-        &mut self,
-        messages: &[&NewMessage],
-    ) -> Result<Vec<InsertAnswer>, StoreError> {
+    async fn write(&mut self, batch: &mut Batch<'_, OffsetDateTime>) -> Result<(), StoreError> {
         let mut conn = match self.connection.take() {
             Some(conn) => conn,
             None => self.pool.acquire().await.map_err(store_error)?,
         };
-        let written = tokio::time::timeout(self.timeout, write_batch(&mut conn, messages))
+        let written = tokio::time::timeout(self.timeout, write_batch(&mut conn, batch))
             .await
             .unwrap_or_else(|_| Err(StoreError::unreachable(BatchTimedOut(self.timeout))));
-        match written {
-            Ok(Written {
-                answers,
-                connection_failed: false,
-            }) => {
-                self.connection = Some(conn);
-                Ok(answers)
-            }
-            outcome => {
-                // It may be broken; a fresh one serves the next batch.
-                conn.close_on_drop();
-                outcome.map(|written| written.answers)
-            }
+        if matches!(written, Ok(true)) {
+            self.connection = Some(conn);
+        } else {
+            // It may be broken; a fresh one serves the next batch.
+            conn.close_on_drop();
         }
+        written.map(drop)
     }
 
     fn holds_idle_resources(&self) -> bool {
@@ -162,78 +103,36 @@ impl BatchWriter for Writer {
     }
 }
 
-/// What a message left out of the batch's insert finds in the database.
-#[derive(sqlx::FromRow)]
-struct LeftOutRow {
-    /// Its position (from 1) among the left-out messages.
-    position: i64,
-    chat_exists: bool,
-    sender_exists: bool,
-    sender_is_member: bool,
-    /// The message stored earlier with the same client id, if any.
-    #[sqlx(flatten)]
-    first: FirstRow,
+/// The chats, senders and client ids of `messages`, as the statements bind them.
+fn columns<'a>(messages: &[&'a NewMessage]) -> (Vec<Uuid>, Vec<Uuid>, Vec<Option<&'a str>>) {
+    let chats = messages.iter().map(|m| m.chat_id.as_uuid()).collect();
+    let senders = messages.iter().map(|m| m.sender_id.as_uuid()).collect();
+    let keys = messages
+        .iter()
+        .map(|m| m.client_msg_id.as_ref().map(ClientMsgId::as_str))
+        .collect();
+    (chats, senders, keys)
 }
 
-/// The earlier message a left-out one repeats the client id of: all `None` when there
-/// is none.
-#[derive(sqlx::FromRow)]
-struct FirstRow {
-    id: Option<Uuid>,
-    chat_id: Option<Uuid>,
-    sender_id: Option<Uuid>,
-    content: Option<String>,
-    client_msg_id: Option<String>,
-    created_at: Option<time::OffsetDateTime>,
-}
-
-impl FirstRow {
-    /// The message row, when there is one.
-    fn into_row(self) -> Option<MessageRow> {
-        Some(MessageRow {
-            id: self.id?,
-            chat_id: self.chat_id?,
-            sender_id: self.sender_id?,
-            content: self.content?,
-            client_msg_id: self.client_msg_id,
-            created_at: self.created_at?,
-        })
-    }
-}
-
-/// A batch that was stored.
-struct Written {
-    /// Each message's answer, in the batch's order.
-    answers: Vec<InsertAnswer>,
-    /// Whether a query failed after the commit (the left-out messages are then
-    /// `Unavailable`), so that the connection is not to be trusted any more.
-    connection_failed: bool,
-}
-
-/// Stores `messages` with one statement (one transaction) and answers each of them, in
-/// order.
+/// Stores `batch` with one statement (one transaction) and explains each message it
+/// left out. Returns whether the connection is still to be trusted: not when a query
+/// failed after the commit (the left-out messages are then unexplained).
 ///
 /// # Errors
 /// [`StoreError::Unavailable`] when the statement fails; nothing of the batch is
 /// stored then.
-#[tracing::instrument(skip_all, fields(messages = messages.len()))]
 async fn write_batch(
     conn: &mut PgConnection,
-    messages: &[&NewMessage],
-) -> Result<Written, StoreError> {
-    let ids: Vec<Uuid> = messages.iter().map(|_| Uuid::now_v7()).collect();
-    let chats: Vec<Uuid> = messages.iter().map(|m| m.chat_id.as_uuid()).collect();
-    let senders: Vec<Uuid> = messages.iter().map(|m| m.sender_id.as_uuid()).collect();
+    batch: &mut Batch<'_, OffsetDateTime>,
+) -> Result<bool, StoreError> {
+    let (ids, messages): (Vec<Uuid>, Vec<&NewMessage>) = batch.messages().unzip();
+    let (chats, senders, keys) = columns(&messages);
     let contents: Vec<&str> = messages.iter().map(|m| m.content.as_str()).collect();
-    let keys: Vec<Option<&str>> = messages
-        .iter()
-        .map(|m| m.client_msg_id.as_ref().map(ClientMsgId::as_str))
-        .collect();
 
     // Rows go in by their position in the batch (the function scan yields them so, and
     // `order by` says it), so the identity `seq` follows the queue, and of two messages
     // with one client id the earlier is stored.
-    let inserted: Vec<MessageRow> = sqlx::query_as(
+    let inserted: Vec<MessageRow<OffsetDateTime>> = sqlx::query_as(
         "insert into messages (id, chat_id, sender_id, content, client_msg_id)
          select given.id, given.chat_id, given.sender_id, given.content, given.client_msg_id
          from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[])
@@ -259,56 +158,21 @@ async fn write_batch(
 
     // Committed: from here on, a failure may only cost the left-out messages their
     // explanation, never the stored ones their acknowledgement.
-    let position: HashMap<Uuid, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-    let mut answers: Vec<Option<InsertAnswer>> = messages.iter().map(|_| None).collect();
-    for row in inserted {
-        if let Some(&i) = position.get(&row.id) {
-            answers[i] = Some(Message::try_from(row).map(|message| (message, true)));
+    batch.stored(inserted);
+    let left_out = batch.left_out();
+    if left_out.is_empty() {
+        return Ok(true);
+    }
+    match explain_left_out(conn, &left_out).await {
+        Ok(rows) => {
+            batch.explained(rows);
+            Ok(true)
+        }
+        Err(err) => {
+            batch.unexplained(err);
+            Ok(false)
         }
     }
-    let left_out: Vec<usize> = (0..messages.len())
-        .filter(|&i| answers[i].is_none())
-        .collect();
-    let mut connection_failed = false;
-    if !left_out.is_empty() {
-        match explain_left_out(conn, messages, &left_out).await {
-            Ok(rows) => {
-                for row in rows {
-                    let Some(&i) = usize::try_from(row.position - 1)
-                        .ok()
-                        .and_then(|at| left_out.get(at))
-                    else {
-                        continue;
-                    };
-                    answers[i] = Some(row.answer());
-                }
-            }
-            Err(err) => {
-                connection_failed = true;
-                let source = Arc::new(err);
-                for &i in &left_out {
-                    answers[i] = Some(Err(StoreError::unavailable(NotWritten::BatchFailed {
-                        size: left_out.len(),
-                        source: Arc::clone(&source),
-                    })));
-                }
-            }
-        }
-    }
-    let answers = answers
-        .into_iter()
-        .map(|answer| {
-            answer.unwrap_or_else(|| {
-                Err(StoreError::unavailable(Inconsistent(
-                    "a message of a batch was neither stored nor explained",
-                )))
-            })
-        })
-        .collect();
-    Ok(Written {
-        answers,
-        connection_failed,
-    })
 }
 
 /// Why each of the `left_out` messages was not stored: whether its chat and sender
@@ -318,25 +182,14 @@ async fn write_batch(
 /// may have been added since.
 async fn explain_left_out(
     conn: &mut PgConnection,
-    messages: &[&NewMessage],
-    left_out: &[usize],
-) -> Result<Vec<LeftOutRow>, StoreError> {
-    let chats: Vec<Uuid> = left_out
-        .iter()
-        .map(|&i| messages[i].chat_id.as_uuid())
-        .collect();
-    let senders: Vec<Uuid> = left_out
-        .iter()
-        .map(|&i| messages[i].sender_id.as_uuid())
-        .collect();
-    let keys: Vec<Option<&str>> = left_out
-        .iter()
-        .map(|&i| messages[i].client_msg_id.as_ref().map(ClientMsgId::as_str))
-        .collect();
+    left_out: &[&NewMessage],
+) -> Result<Vec<LeftOutRow<OffsetDateTime>>, StoreError> {
+    let (chats, senders, keys) = columns(left_out);
     // Served by the partial unique index on (chat_id, sender_id, client_msg_id); a
-    // message without a client id joins nothing (`null = null` is not true).
+    // message without a client id joins nothing (`null = null` is not true). The
+    // ordinality counts from 1; a row's position counts from 0.
     sqlx::query_as(
-        "select given.position,
+        "select given.ordinal - 1 as position,
                 exists (select 1 from chats where chats.id = given.chat_id) as chat_exists,
                 exists (select 1 from users where users.id = given.sender_id) as sender_exists,
                 exists (select 1 from chat_members cm
@@ -344,7 +197,7 @@ async fn explain_left_out(
                   as sender_is_member,
                 m.id, m.chat_id, m.sender_id, m.content, m.client_msg_id, m.created_at
          from unnest($1::uuid[], $2::uuid[], $3::text[])
-              with ordinality as given (chat_id, sender_id, client_msg_id, position)
+              with ordinality as given (chat_id, sender_id, client_msg_id, ordinal)
          left join messages m
            on m.chat_id = given.chat_id
           and m.sender_id = given.sender_id
@@ -356,17 +209,4 @@ async fn explain_left_out(
     .fetch_all(&mut *conn)
     .await
     .map_err(store_error)
-}
-
-impl LeftOutRow {
-    /// What the store answers for this message (the domain's [`LeftOut`]).
-    fn answer(self) -> InsertAnswer {
-        LeftOut {
-            chat_exists: self.chat_exists,
-            sender_exists: self.sender_exists,
-            sender_is_member: self.sender_is_member,
-            first: self.first.into_row().map(Message::try_from),
-        }
-        .answer()
-    }
 }

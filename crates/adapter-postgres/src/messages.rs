@@ -1,17 +1,14 @@
 //! [`MessageRepository`] on PostgreSQL: the `messages` table.
 
 use async_trait::async_trait;
-use domain::ports::{MessageRepository, QueuedMessage};
-use domain::{
-    ChatId, ClientMsgId, HistoryPage, Message, MessageContent, MessageId, NewMessage, StoreError,
-    UserId,
-};
+use domain::ports::{InsertAnswer, MessageRepository};
+use domain::{ChatId, HistoryPage, Message, NewMessage, StoreError};
+use sql_batch::MessageRow;
 use sqlx::PgPool;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
-use crate::error::{invalid_row, store_error};
-use crate::message_writer::{self, MessageWriter};
+use crate::error::store_error;
+use crate::message_writer::MessageWriter;
 
 /// Messages as stored in PostgreSQL.
 pub(crate) struct PgMessageRepository {
@@ -26,46 +23,12 @@ impl PgMessageRepository {
     }
 }
 
-/// A `messages` row.
-#[derive(sqlx::FromRow)]
-pub(crate) struct MessageRow {
-    pub(crate) id: Uuid,
-    pub(crate) chat_id: Uuid,
-    pub(crate) sender_id: Uuid,
-    pub(crate) content: String,
-    pub(crate) client_msg_id: Option<String>,
-    pub(crate) created_at: OffsetDateTime,
-}
-
-impl TryFrom<MessageRow> for Message {
-    type Error = StoreError;
-
-    fn try_from(row: MessageRow) -> Result<Self, StoreError> {
-        Ok(Message {
-            id: MessageId::from_uuid(row.id),
-            chat_id: ChatId::from_uuid(row.chat_id),
-            sender_id: UserId::from_uuid(row.sender_id),
-            content: MessageContent::parse(row.content).map_err(invalid_row("message"))?,
-            client_msg_id: row
-                .client_msg_id
-                .map(ClientMsgId::parse)
-                .transpose()
-                .map_err(invalid_row("message"))?,
-            created_at: row.created_at,
-        })
-    }
-}
-
 #[async_trait]
 impl MessageRepository for PgMessageRepository {
-    #[tracing::instrument(
-        skip_all,
-        fields(chat_id = %message.chat_id, sender_id = %message.sender_id)
-    )]
-    async fn enqueue(&self, message: &NewMessage) -> Result<QueuedMessage, StoreError> {
+    async fn insert(&self, message: &NewMessage) -> InsertAnswer {
         // Stored by the store's writer together with whatever else is waiting, in one
         // statement (group commit, see `message_writer`); answered after the commit.
-        message_writer::enqueue(&self.writer, message.clone()).await
+        self.writer.insert(message).await
     }
 
     #[tracing::instrument(
@@ -93,7 +56,7 @@ impl MessageRepository for PgMessageRepository {
             }
         };
         // Served by the index on (chat_id, seq desc).
-        let rows: Vec<MessageRow> = sqlx::query_as(
+        let rows: Vec<MessageRow<OffsetDateTime>> = sqlx::query_as(
             "select id, chat_id, sender_id, content, client_msg_id, created_at
              from messages
              where chat_id = $1 and seq < $2
@@ -108,6 +71,6 @@ impl MessageRepository for PgMessageRepository {
         .await
         .map_err(store_error)?;
         tx.commit().await.map_err(store_error)?;
-        rows.into_iter().map(Message::try_from).collect()
+        rows.into_iter().map(MessageRow::into_message).collect()
     }
 }

@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
+use app::ports::{ChatTurn, SendOrder};
 use async_trait::async_trait;
-use domain::ports::{ChatTurn, SendOrder};
 use domain::{ChatId, StoreError};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgPool, PgPoolOptions};

@@ -3,7 +3,7 @@
 //! applies every event it hears on that channel (its own included) to this node's rooms.
 //! Because Redis hands a channel's messages to every subscriber in the order it received
 //! them, every node applies one and the same order; with the senders' shared turn
-//! ([`domain::ports::SendOrder`]) held until the publish is acknowledged, that order is
+//! (`app::ports::SendOrder`) held until the publish is acknowledged, that order is
 //! the order the messages were stored.
 //!
 //! When Redis is away the node keeps serving its own sockets: it applies its own events

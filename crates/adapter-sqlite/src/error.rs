@@ -90,8 +90,3 @@ pub(crate) fn invalid_row(what: &'static str) -> impl FnOnce(InvalidInput) -> St
 #[derive(Debug, thiserror::Error)]
 #[error("a stored timestamp ({0} µs since the epoch) is out of range")]
 pub(crate) struct InvalidTimestamp(pub(crate) i64);
-
-/// The store answered something that its own schema rules out.
-#[derive(Debug, thiserror::Error)]
-#[error("SQLite answered inconsistently: {0}")]
-pub(crate) struct Inconsistent(pub(crate) &'static str);

@@ -48,6 +48,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use app::ports::MessageQueue;
 use domain::StoreError;
 use domain::ports::{ChatRepository, MessageRepository, UserRepository};
 use sqlx::migrate::Migrator;
@@ -275,6 +276,11 @@ impl SqliteStore {
         ))
     }
 
+    /// New messages queued for this store's writer (several in flight at once).
+    pub fn message_queue(&self) -> Arc<dyn MessageQueue> {
+        Arc::new(self.writer.clone())
+    }
+
     /// The store as the target of a bulk move (an import, or a move from the other
     /// store).
     pub fn bulk_sink(&self) -> Arc<dyn import::Sink> {
@@ -320,6 +326,17 @@ pub(crate) fn now_micros() -> i64 {
 pub(crate) fn from_micros(micros: i64) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
         .map_err(|_| StoreError::unavailable(InvalidTimestamp(micros)))
+}
+
+/// A stored timestamp, as a row holds it: microseconds since the Unix epoch.
+#[derive(sqlx::Type)]
+#[sqlx(transparent)]
+pub(crate) struct Micros(i64);
+
+impl sql_batch::StoredTime for Micros {
+    fn into_time(self) -> Result<OffsetDateTime, StoreError> {
+        from_micros(self.0)
+    }
 }
 
 /// `ids` as the JSON array of 32-digit hex strings that the queries take apart with

@@ -8,6 +8,7 @@ pub mod chats;
 mod error;
 pub mod messages;
 mod ordering;
+pub mod ports;
 
 use std::sync::Arc;
 
@@ -16,9 +17,10 @@ pub use messages::QueuedSend;
 
 use domain::PasswordPolicy;
 use domain::ports::{
-    ChatRepository, MessageRepository, PasswordHasher, RoomEvents, SendOrder, TokenService,
-    UserRepository,
+    ChatRepository, MessageRepository, PasswordHasher, RoomEvents, TokenService, UserRepository,
 };
+
+use crate::ports::{MessageQueue, SendOrder};
 
 /// A request body (or other input) as the adapter parsed it, or why it could not be
 /// parsed. Use cases that check access take their input in this form and report a
@@ -33,8 +35,10 @@ pub struct Ports {
     pub users: Arc<dyn UserRepository>,
     /// Chat and membership storage.
     pub chats: Arc<dyn ChatRepository>,
-    /// Message storage.
+    /// Message storage (history).
     pub messages: Arc<dyn MessageRepository>,
+    /// New messages, queued for storing (several in flight).
+    pub message_queue: Arc<dyn MessageQueue>,
     /// Password hashing.
     pub hasher: Arc<dyn PasswordHasher>,
     /// Access tokens.
@@ -42,7 +46,7 @@ pub struct Ports {
     /// Live delivery to connected sockets.
     pub rooms: Arc<dyn RoomEvents>,
     /// The order of senders between server processes (a cluster), or
-    /// [`domain::ports::SingleProcess`].
+    /// [`ports::SingleProcess`].
     pub send_order: Arc<dyn SendOrder>,
 }
 
@@ -71,6 +75,7 @@ impl App {
             messages: messages::MessageService::new(
                 ports.chats,
                 ports.messages,
+                ports.message_queue,
                 ports.rooms,
                 ports.send_order,
             ),

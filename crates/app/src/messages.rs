@@ -2,9 +2,7 @@
 
 use std::sync::Arc;
 
-use domain::ports::{
-    ChatRepository, ChatTurn, MessageRepository, QueuedMessage, RoomEvents, SendOrder,
-};
+use domain::ports::{ChatRepository, MessageRepository, RoomEvents};
 use domain::{
     ChatId, ClientMsgId, HistoryPage, InvalidInput, Message, MessageContent, NewMessage, RoomEvent,
     StoreError, UserId,
@@ -13,6 +11,7 @@ use tracing::instrument;
 
 use crate::access::chat_for_member;
 use crate::ordering::{ChatLanes, Ticket};
+use crate::ports::{ChatTurn, MessageQueue, QueuedMessage, SendOrder};
 use crate::{AppError, Input};
 
 /// What a sender writes: the text and an optional idempotency key.
@@ -29,23 +28,27 @@ pub struct Draft {
 pub struct MessageService {
     chats: Arc<dyn ChatRepository>,
     messages: Arc<dyn MessageRepository>,
+    queue: Arc<dyn MessageQueue>,
     rooms: Arc<dyn RoomEvents>,
     lanes: Arc<ChatLanes>,
     send_order: Arc<dyn SendOrder>,
 }
 
 impl MessageService {
-    /// Builds the service over its ports. `send_order` orders senders between
-    /// processes ([`domain::ports::SingleProcess`] for a server that runs alone).
+    /// Builds the service over its ports: `messages` reads history, `queue` stores new
+    /// messages. `send_order` orders senders between processes
+    /// ([`SingleProcess`](crate::ports::SingleProcess) for a server that runs alone).
     pub fn new(
         chats: Arc<dyn ChatRepository>,
         messages: Arc<dyn MessageRepository>,
+        queue: Arc<dyn MessageQueue>,
         rooms: Arc<dyn RoomEvents>,
         send_order: Arc<dyn SendOrder>,
     ) -> Self {
         Self {
             chats,
             messages,
+            queue,
             rooms,
             lanes: Arc::default(),
             send_order,
@@ -111,7 +114,7 @@ impl MessageService {
         // it one at a time) is held until the message is announced.
         let place = self.lanes.join(chat_id).await;
         let shared_turn = self.send_order.turn(chat_id).await?;
-        let queued = self.messages.enqueue(&new).await?;
+        let queued = self.queue.enqueue(&new).await?;
         Ok(QueuedSend {
             queued,
             ticket: place.queued(),
@@ -208,10 +211,7 @@ mod tests {
 
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-    use domain::ports::{
-        ChatTurn, MockChatRepository, MockMessageRepository, MockRoomEvents, MockSendOrder,
-        QueuedMessage, SingleProcess,
-    };
+    use domain::ports::{MockChatRepository, MockMessageRepository, MockRoomEvents};
     use domain::{Limit, MessageId};
     use std::time::Duration;
     use time::OffsetDateTime;
@@ -219,6 +219,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
+    use crate::ports::{ChatTurn, MockMessageQueue, MockSendOrder, SingleProcess};
     use crate::test_support::{chat, chat_id, user_id};
 
     fn chats_with_chat_1() -> MockChatRepository {
@@ -250,6 +251,11 @@ mod tests {
         }
     }
 
+    /// A message whose store answer is known already.
+    fn answered(answer: domain::ports::InsertAnswer) -> Result<QueuedMessage, StoreError> {
+        Ok(Box::pin(std::future::ready(answer)))
+    }
+
     fn page() -> Input<HistoryPage> {
         Ok(HistoryPage {
             limit: Limit::parse(None, 50, 100, "limit").unwrap(),
@@ -258,15 +264,28 @@ mod tests {
         })
     }
 
+    /// A service that sends through `queue` (and reads no history).
     fn service(
         chats: MockChatRepository,
-        messages: MockMessageRepository,
+        queue: MockMessageQueue,
         rooms: MockRoomEvents,
     ) -> MessageService {
         MessageService::new(
             Arc::new(chats),
-            Arc::new(messages),
+            Arc::new(MockMessageRepository::new()),
+            Arc::new(queue),
             Arc::new(rooms),
+            Arc::new(SingleProcess),
+        )
+    }
+
+    /// A service that reads history from `messages` (and sends nothing).
+    fn reader(chats: MockChatRepository, messages: MockMessageRepository) -> MessageService {
+        MessageService::new(
+            Arc::new(chats),
+            Arc::new(messages),
+            Arc::new(MockMessageQueue::new()),
+            Arc::new(MockRoomEvents::new()),
             Arc::new(SingleProcess),
         )
     }
@@ -291,12 +310,12 @@ mod tests {
                 Ok(ChatTurn::held_by(ReleaseFlag(Arc::clone(&released))))
             }
         });
-        let mut messages = MockMessageRepository::new();
+        let mut messages = MockMessageQueue::new();
         messages.expect_enqueue().times(1).returning({
             let released = Arc::clone(&released);
             move |new| {
                 assert!(!released.load(Ordering::SeqCst), "stored without the turn");
-                Ok(QueuedMessage::answered(Ok((stored(new), true))))
+                answered(Ok((stored(new), true)))
             }
         });
         let mut rooms = MockRoomEvents::new();
@@ -311,6 +330,7 @@ mod tests {
         });
         let svc = MessageService::new(
             Arc::new(chats_with_chat_1()),
+            Arc::new(MockMessageRepository::new()),
             Arc::new(messages),
             Arc::new(rooms),
             Arc::new(order),
@@ -334,6 +354,7 @@ mod tests {
         let svc = MessageService::new(
             Arc::new(chats_with_chat_1()),
             Arc::new(MockMessageRepository::new()),
+            Arc::new(MockMessageQueue::new()),
             Arc::new(MockRoomEvents::new()),
             Arc::new(order),
         );
@@ -345,13 +366,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_member_s_message_is_stored_then_delivered() {
-        let mut messages = MockMessageRepository::new();
+        let mut messages = MockMessageQueue::new();
         let mut seq = mockall::Sequence::new();
         messages
             .expect_enqueue()
             .times(1)
             .in_sequence(&mut seq)
-            .returning(|new| Ok(QueuedMessage::answered(Ok((stored(new), true)))));
+            .returning(|new| answered(Ok((stored(new), true))));
         let mut rooms = MockRoomEvents::new();
         rooms
             .expect_publish()
@@ -373,19 +394,17 @@ mod tests {
 
     /// A store whose commits the test releases by hand, one gate per message queued,
     /// and the count of messages queued so far.
-    fn store_with_gates(
-        gates: Vec<oneshot::Receiver<()>>,
-    ) -> (MockMessageRepository, Arc<AtomicUsize>) {
+    fn store_with_gates(gates: Vec<oneshot::Receiver<()>>) -> (MockMessageQueue, Arc<AtomicUsize>) {
         let gates = std::sync::Mutex::new(gates.into_iter());
         let queued = Arc::new(AtomicUsize::new(0));
-        let mut messages = MockMessageRepository::new();
+        let mut messages = MockMessageQueue::new();
         messages.expect_enqueue().returning({
             let queued = Arc::clone(&queued);
             move |new| {
                 let gate = gates.lock().unwrap().next().expect("a gate per message");
                 queued.fetch_add(1, Ordering::SeqCst);
                 let message = stored(new);
-                Ok(QueuedMessage::new(async move {
+                Ok(Box::pin(async move {
                     gate.await.expect("the test keeps its gates");
                     Ok((message, true))
                 }))
@@ -450,10 +469,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_repeated_client_msg_id_returns_the_first_message_and_delivers_nothing() {
-        let mut messages = MockMessageRepository::new();
+        let mut messages = MockMessageQueue::new();
         messages
             .expect_enqueue()
-            .returning(|new| Ok(QueuedMessage::answered(Ok((stored(new), false)))));
+            .returning(|new| answered(Ok((stored(new), false))));
         let svc = service(chats_with_chat_1(), messages, MockRoomEvents::new());
         let again = svc
             .send(user_id(2), chat_id(1), draft("hello", Some("c-1")))
@@ -466,7 +485,7 @@ mod tests {
     async fn sending_checks_the_chat_then_membership_then_the_draft() {
         let svc = service(
             chats_with_chat_1(),
-            MockMessageRepository::new(),
+            MockMessageQueue::new(),
             MockRoomEvents::new(),
         );
         let bad = || Err(InvalidInput::new("content", "must not be blank"));
@@ -490,11 +509,11 @@ mod tests {
         let mut chats = MockChatRepository::new();
         chats.expect_find_with_member().never();
         chats.expect_find().never();
-        let mut messages = MockMessageRepository::new();
+        let mut messages = MockMessageQueue::new();
         messages
             .expect_enqueue()
             .times(1)
-            .returning(move |_| Ok(QueuedMessage::answered(Err(answer()))));
+            .returning(move |_| answered(Err(answer())));
         let mut rooms = MockRoomEvents::new();
         rooms.expect_publish().never();
         service(chats, messages, rooms)
@@ -522,11 +541,7 @@ mod tests {
 
     #[tokio::test]
     async fn history_is_for_members_only() {
-        let svc = service(
-            chats_with_chat_1(),
-            MockMessageRepository::new(),
-            MockRoomEvents::new(),
-        );
+        let svc = reader(chats_with_chat_1(), MockMessageRepository::new());
         assert!(matches!(
             svc.history(user_id(3), chat_id(1), page()).await,
             Err(AppError::NotMember)
@@ -543,7 +558,7 @@ mod tests {
         messages
             .expect_history()
             .returning(|_, _| Err(StoreError::UnknownCursor));
-        let svc = service(chats_with_chat_1(), messages, MockRoomEvents::new());
+        let svc = reader(chats_with_chat_1(), messages);
         let err = svc
             .history(user_id(2), chat_id(1), page())
             .await
@@ -561,7 +576,7 @@ mod tests {
         chats.expect_find().never();
         let mut messages = MockMessageRepository::new();
         messages.expect_history().returning(|_, _| Ok(Vec::new()));
-        let svc = service(chats, messages, MockRoomEvents::new());
+        let svc = reader(chats, messages);
         assert!(
             svc.history(user_id(2), chat_id(1), page())
                 .await

@@ -3,9 +3,6 @@
 //!
 //! Each method's `# Errors` section is part of the contract an adapter must keep.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use async_trait::async_trait;
 
 use crate::chat::{Chat, ChatMember, ChatName};
@@ -149,20 +146,6 @@ pub trait ChatRepository: Send + Sync {
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait MessageRepository: Send + Sync {
-    /// Queues a message for storing and returns once its place is fixed: it will be
-    /// stored after every message queued before it and before every message queued
-    /// after, whatever order their [`QueuedMessage`]s are awaited in. Awaiting the
-    /// returned [`QueuedMessage`] stores it (as [`Self::insert`] describes) and answers
-    /// once it is committed; dropping it unawaited may withdraw the message.
-    ///
-    /// This lets a caller keep one chat's order while several of its messages are
-    /// being committed at once.
-    ///
-    /// # Errors
-    /// [`StoreError::Unavailable`] when the message cannot be queued; the store's
-    /// answers about the message itself come from the [`QueuedMessage`].
-    async fn enqueue(&self, message: &NewMessage) -> Result<QueuedMessage, StoreError>;
-
     /// Stores a message with a fresh id, after every message already stored in its chat,
     /// if its sender is a member of the chat when it is stored: the store's own check is
     /// the access check of a send. When the sender already stored a message with the
@@ -174,9 +157,7 @@ pub trait MessageRepository: Send + Sync {
     /// not exist, [`StoreError::UnknownUser`] when the sender does not, and
     /// [`StoreError::NotMember`] when the sender is not a member of the chat (also for a
     /// repeated `client_msg_id`).
-    async fn insert(&self, message: &NewMessage) -> InsertAnswer {
-        self.enqueue(message).await?.await
-    }
+    async fn insert(&self, message: &NewMessage) -> InsertAnswer;
 
     /// One page of a chat's history, newest first.
     ///
@@ -186,82 +167,8 @@ pub trait MessageRepository: Send + Sync {
     async fn history(&self, chat: ChatId, page: HistoryPage) -> Result<Vec<Message>, StoreError>;
 }
 
-/// A message queued by [`MessageRepository::enqueue`]: its place among its chat's
-/// messages is fixed, and awaiting it gives what [`MessageRepository::insert`] gives once
-/// the message is committed.
-#[must_use = "a queued message whose answer nobody awaits may be withdrawn"]
-pub struct QueuedMessage {
-    committed: Pin<Box<dyn Future<Output = InsertAnswer> + Send>>,
-}
-
 /// What storing a message answers: the message, and whether it is new.
 pub type InsertAnswer = Result<(Message, bool), StoreError>;
-
-impl QueuedMessage {
-    /// A queued message whose answer `committed` gives.
-    pub fn new(committed: impl Future<Output = InsertAnswer> + Send + 'static) -> Self {
-        Self {
-            committed: Box::pin(committed),
-        }
-    }
-
-    /// A message whose answer is known already (a store that commits as it queues).
-    pub fn answered(answer: InsertAnswer) -> Self {
-        Self::new(std::future::ready(answer))
-    }
-}
-
-impl Future for QueuedMessage {
-    type Output = InsertAnswer;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.committed.as_mut().poll(cx)
-    }
-}
-
-impl std::fmt::Debug for QueuedMessage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QueuedMessage").finish_non_exhaustive()
-    }
-}
-
-/// What a store found, after its insert, about a message the insert left out; for the
-/// stores that check a batch of messages in one statement and then explain each one
-/// refused. [`LeftOut::answer`] is what [`MessageRepository::insert`] answers for it,
-/// in the order its contract gives.
-#[derive(Debug)]
-pub struct LeftOut {
-    /// Whether the chat exists.
-    pub chat_exists: bool,
-    /// Whether the sender exists.
-    pub sender_exists: bool,
-    /// Whether the sender is a member of the chat.
-    pub sender_is_member: bool,
-    /// The message the sender stored earlier with the same client id, if any (or why
-    /// it could not be read).
-    pub first: Option<Result<Message, StoreError>>,
-}
-
-impl LeftOut {
-    /// `ChatGone`, `UnknownUser` or `NotMember`, in this order; else the first message
-    /// with the same client id, with `false`.
-    pub fn answer(self) -> InsertAnswer {
-        if !self.chat_exists {
-            return Err(StoreError::ChatGone);
-        }
-        if !self.sender_exists {
-            return Err(StoreError::UnknownUser);
-        }
-        match self.first {
-            Some(first) if self.sender_is_member => first.map(|message| (message, false)),
-            // Not a member when the insert ran. One found a member without a repeated
-            // client id was added after the insert (a store that explains after its
-            // commit): a repeat is the only other reason to be left out, and stored
-            // messages go only with their chat or sender.
-            _ => Err(StoreError::NotMember),
-        }
-    }
-}
 
 /// Why hashing or verifying a password failed (never because it did not match).
 #[derive(Debug, thiserror::Error)]
@@ -357,130 +264,4 @@ pub trait RoomEvents: Send + Sync {
     /// [`RoomEvent::left_out`]. Events of one chat published by one caller, one after
     /// the other, are heard in that order.
     async fn publish(&self, event: RoomEvent);
-}
-
-/// Orders the sending of a chat's messages across every server process that shares the
-/// store. A sender holds the chat's turn from storing a message until it has been handed
-/// to delivery, so that every socket, on whichever node, hears a chat's messages in the
-/// order they were stored. A single process orders its own senders by itself; this port
-/// adds the order between processes (a cluster).
-#[cfg_attr(feature = "mocks", mockall::automock)]
-#[async_trait]
-pub trait SendOrder: Send + Sync {
-    /// Waits for `chat`'s turn among all processes. The turn is held until the returned
-    /// [`ChatTurn`] is dropped.
-    ///
-    /// # Errors
-    /// [`StoreError::Unavailable`] when the shared lock cannot be taken.
-    async fn turn(&self, chat: ChatId) -> Result<ChatTurn, StoreError>;
-}
-
-/// A chat's turn to send, taken from a [`SendOrder`]; dropping it lets the next sender
-/// (on any node) go.
-pub struct ChatTurn {
-    _held: Option<Box<dyn Send + Sync>>,
-}
-
-impl ChatTurn {
-    /// A turn held by `guard`, which releases it when dropped.
-    pub fn held_by(guard: impl Send + Sync + 'static) -> Self {
-        Self {
-            _held: Some(Box::new(guard)),
-        }
-    }
-
-    /// A turn that holds nothing: the order of a single process needs no more.
-    #[must_use]
-    pub fn unshared() -> Self {
-        Self { _held: None }
-    }
-}
-
-impl std::fmt::Debug for ChatTurn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChatTurn").finish_non_exhaustive()
-    }
-}
-
-/// The [`SendOrder`] of a server that runs alone: there is no other process to wait for.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SingleProcess;
-
-#[async_trait]
-impl SendOrder for SingleProcess {
-    async fn turn(&self, _chat: ChatId) -> Result<ChatTurn, StoreError> {
-        Ok(ChatTurn::unshared())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use time::OffsetDateTime;
-    use uuid::Uuid;
-
-    use super::*;
-    use crate::ids::MessageId;
-    use crate::message::MessageContent;
-
-    fn first() -> Message {
-        Message {
-            id: MessageId::from_uuid(Uuid::from_u128(1)),
-            chat_id: ChatId::from_uuid(Uuid::from_u128(2)),
-            sender_id: UserId::from_uuid(Uuid::from_u128(3)),
-            content: MessageContent::parse("hi").unwrap(),
-            client_msg_id: None,
-            created_at: OffsetDateTime::UNIX_EPOCH,
-        }
-    }
-
-    fn left_out(chat: bool, sender: bool, member: bool, repeat: bool) -> InsertAnswer {
-        LeftOut {
-            chat_exists: chat,
-            sender_exists: sender,
-            sender_is_member: member,
-            first: repeat.then(|| Ok(first())),
-        }
-        .answer()
-    }
-
-    #[test]
-    fn a_left_out_message_is_answered_in_the_contract_s_order() {
-        for (member, repeat) in [(false, false), (false, true), (true, false), (true, true)] {
-            assert!(matches!(
-                left_out(false, false, member, repeat),
-                Err(StoreError::ChatGone)
-            ));
-            assert!(matches!(
-                left_out(true, false, member, repeat),
-                Err(StoreError::UnknownUser)
-            ));
-        }
-        assert!(matches!(
-            left_out(true, true, false, true),
-            Err(StoreError::NotMember)
-        ));
-        assert!(matches!(
-            left_out(true, true, false, false),
-            Err(StoreError::NotMember)
-        ));
-        assert!(matches!(
-            left_out(true, true, true, false),
-            Err(StoreError::NotMember)
-        ));
-        assert_eq!(left_out(true, true, true, true).unwrap(), (first(), false));
-    }
-
-    #[test]
-    fn an_unreadable_first_message_is_the_member_s_answer() {
-        let answer = LeftOut {
-            chat_exists: true,
-            sender_exists: true,
-            sender_is_member: true,
-            first: Some(Err(StoreError::unavailable(std::io::Error::other(
-                "bad row",
-            )))),
-        }
-        .answer();
-        assert!(matches!(answer, Err(StoreError::Unavailable(_))));
-    }
 }

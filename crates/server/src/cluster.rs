@@ -8,7 +8,7 @@ use std::time::Duration;
 use adapter_redis::RedisDelivery;
 use adapter_ws::{RoomAudit, Rooms};
 use anyhow::Context;
-use domain::ports::{SendOrder, SingleProcess};
+use app::ports::{SendOrder, SingleProcess};
 
 use crate::config::{Config, redacted};
 use crate::store::Store;

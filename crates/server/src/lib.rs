@@ -56,6 +56,7 @@ impl Application {
             users: store.users(),
             chats: store.chats(),
             messages: store.messages(),
+            message_queue: store.message_queue(),
             hasher: Arc::new(Argon2Hasher::new().context("cannot set up password hashing")?),
             tokens: Arc::new(JwtTokens::new(&jwt_secret, config.jwt_ttl)),
             rooms: rooms.events(),

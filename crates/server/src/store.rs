@@ -14,7 +14,8 @@ use std::sync::Arc;
 use adapter_postgres::PostgresStore;
 use adapter_sqlite::SqliteStore;
 use anyhow::Context;
-use domain::ports::{ChatRepository, MessageRepository, SendOrder, UserRepository};
+use app::ports::{MessageQueue, SendOrder};
+use domain::ports::{ChatRepository, MessageRepository, UserRepository};
 
 use crate::config::{self, Config};
 
@@ -141,6 +142,14 @@ impl Store {
         match self {
             Self::Postgres(store) => store.messages(),
             Self::Sqlite(store) => store.messages(),
+        }
+    }
+
+    /// New messages, queued for the store's writer.
+    pub fn message_queue(&self) -> Arc<dyn MessageQueue> {
+        match self {
+            Self::Postgres(store) => store.message_queue(),
+            Self::Sqlite(store) => store.message_queue(),
         }
     }
 

@@ -4,9 +4,27 @@ use domain::{ChatId, ChatName, StoreError, UserId};
 
 use crate::{Fixture, Table, chat, member_ids, send, unknown_chat, unknown_user, user};
 
+cases! {
+    $ chats => __chats_contract_tests:
+    creating_a_chat_makes_the_owner_the_first_member_then_the_members_in_order,
+    creating_a_chat_with_an_unknown_member_is_unknown_user_and_stores_nothing,
+    creating_a_chat_for_an_unknown_owner_is_unknown_user,
+    finding_an_unknown_chat_finds_nothing,
+    a_chat_is_found_with_whether_the_user_is_a_member,
+    a_members_chats_are_listed_newest_first,
+    adding_members_returns_only_those_newly_added_in_the_order_given,
+    adding_an_unknown_user_is_unknown_user_and_adds_nobody,
+    adding_to_a_deleted_chat_is_chat_gone,
+    concurrent_adds_of_the_same_member_add_it_exactly_once,
+    removing_members_returns_those_removed_and_ignores_strangers,
+    deleting_a_chat_removes_its_members_and_messages,
+    not_member_of_names_the_chats_outside_in_the_order_given,
+    many_members_added_at_once_join_in_the_order_given,
+}
+
 /// The owner joins first, then the members in the order given; duplicates and the
 /// owner's own id are ignored.
-pub async fn creating_a_chat_makes_the_owner_the_first_member_then_the_members_in_order(
+async fn creating_a_chat_makes_the_owner_the_first_member_then_the_members_in_order(
     db: &dyn Fixture,
 ) {
     let owner = user(db, "owner").await;
@@ -34,7 +52,7 @@ pub async fn creating_a_chat_makes_the_owner_the_first_member_then_the_members_i
 }
 
 /// One unknown member fails the whole creation: no chat, no members.
-pub async fn creating_a_chat_with_an_unknown_member_is_unknown_user_and_stores_nothing(
+async fn creating_a_chat_with_an_unknown_member_is_unknown_user_and_stores_nothing(
     db: &dyn Fixture,
 ) {
     let owner = user(db, "owner").await;
@@ -54,7 +72,7 @@ pub async fn creating_a_chat_with_an_unknown_member_is_unknown_user_and_stores_n
 }
 
 /// An owner who does not exist cannot create a chat.
-pub async fn creating_a_chat_for_an_unknown_owner_is_unknown_user(db: &dyn Fixture) {
+async fn creating_a_chat_for_an_unknown_owner_is_unknown_user(db: &dyn Fixture) {
     let err = db
         .chats()
         .create(&ChatName::parse("c").unwrap(), unknown_user(), &[])
@@ -66,7 +84,7 @@ pub async fn creating_a_chat_for_an_unknown_owner_is_unknown_user(db: &dyn Fixtu
 }
 
 /// `find` of an id no chat has is `None`.
-pub async fn finding_an_unknown_chat_finds_nothing(db: &dyn Fixture) {
+async fn finding_an_unknown_chat_finds_nothing(db: &dyn Fixture) {
     let owner = user(db, "owner").await;
     chat(db, "c", owner.id, &[]).await;
     assert_eq!(db.chats().find(unknown_chat()).await.unwrap(), None);
@@ -74,7 +92,7 @@ pub async fn finding_an_unknown_chat_finds_nothing(db: &dyn Fixture) {
 
 /// The access look-up: the chat with whether the user is a member, in one answer; a
 /// removed member is no longer one; an unknown chat is nothing.
-pub async fn a_chat_is_found_with_whether_the_user_is_a_member(db: &dyn Fixture) {
+async fn a_chat_is_found_with_whether_the_user_is_a_member(db: &dyn Fixture) {
     let alice = user(db, "alice").await;
     let bob = user(db, "bob").await;
     let carol = user(db, "carol").await;
@@ -95,7 +113,7 @@ pub async fn a_chat_is_found_with_whether_the_user_is_a_member(db: &dyn Fixture)
 }
 
 /// A member's chats, owned or joined, newest first; others' chats are left out.
-pub async fn a_members_chats_are_listed_newest_first(db: &dyn Fixture) {
+async fn a_members_chats_are_listed_newest_first(db: &dyn Fixture) {
     let alice = user(db, "alice").await;
     let bob = user(db, "bob").await;
     let first = chat(db, "first", alice.id, &[]).await;
@@ -122,7 +140,7 @@ pub async fn a_members_chats_are_listed_newest_first(db: &dyn Fixture) {
 }
 
 /// Adding reports only the users newly added, each once, in the order given.
-pub async fn adding_members_returns_only_those_newly_added_in_the_order_given(db: &dyn Fixture) {
+async fn adding_members_returns_only_those_newly_added_in_the_order_given(db: &dyn Fixture) {
     let owner = user(db, "owner").await;
     let bob = user(db, "bob").await;
     let carol = user(db, "carol").await;
@@ -149,7 +167,7 @@ pub async fn adding_members_returns_only_those_newly_added_in_the_order_given(db
 }
 
 /// One unknown user fails the whole addition.
-pub async fn adding_an_unknown_user_is_unknown_user_and_adds_nobody(db: &dyn Fixture) {
+async fn adding_an_unknown_user_is_unknown_user_and_adds_nobody(db: &dyn Fixture) {
     let owner = user(db, "owner").await;
     let bob = user(db, "bob").await;
     let c = chat(db, "c", owner.id, &[]).await;
@@ -164,7 +182,7 @@ pub async fn adding_an_unknown_user_is_unknown_user_and_adds_nobody(db: &dyn Fix
 }
 
 /// Adding to a chat deleted in the meantime is `ChatGone`.
-pub async fn adding_to_a_deleted_chat_is_chat_gone(db: &dyn Fixture) {
+async fn adding_to_a_deleted_chat_is_chat_gone(db: &dyn Fixture) {
     let owner = user(db, "owner").await;
     let bob = user(db, "bob").await;
     let c = chat(db, "c", owner.id, &[]).await;
@@ -175,7 +193,7 @@ pub async fn adding_to_a_deleted_chat_is_chat_gone(db: &dyn Fixture) {
 }
 
 /// Two tasks adding the same user at once: exactly one reports it added.
-pub async fn concurrent_adds_of_the_same_member_add_it_exactly_once(db: &dyn Fixture) {
+async fn concurrent_adds_of_the_same_member_add_it_exactly_once(db: &dyn Fixture) {
     let owner = user(db, "owner").await;
     let c = chat(db, "c", owner.id, &[]).await;
     // Several rounds, so that the two adds really overlap in some of them.
@@ -192,7 +210,7 @@ pub async fn concurrent_adds_of_the_same_member_add_it_exactly_once(db: &dyn Fix
 }
 
 /// Removing reports those removed, each once, and ignores users not in the chat.
-pub async fn removing_members_returns_those_removed_and_ignores_strangers(db: &dyn Fixture) {
+async fn removing_members_returns_those_removed_and_ignores_strangers(db: &dyn Fixture) {
     let owner = user(db, "owner").await;
     let bob = user(db, "bob").await;
     let carol = user(db, "carol").await;
@@ -219,7 +237,7 @@ pub async fn removing_members_returns_those_removed_and_ignores_strangers(db: &d
 }
 
 /// Deleting a chat cascades to its members and messages, and to nothing else.
-pub async fn deleting_a_chat_removes_its_members_and_messages(db: &dyn Fixture) {
+async fn deleting_a_chat_removes_its_members_and_messages(db: &dyn Fixture) {
     let owner = user(db, "owner").await;
     let bob = user(db, "bob").await;
     let doomed = chat(db, "doomed", owner.id, &[bob.id]).await;
@@ -242,7 +260,7 @@ pub async fn deleting_a_chat_removes_its_members_and_messages(db: &dyn Fixture) 
 
 /// `not_member_of` names the chats the user is outside of (or that do not exist), in
 /// the order given.
-pub async fn not_member_of_names_the_chats_outside_in_the_order_given(db: &dyn Fixture) {
+async fn not_member_of_names_the_chats_outside_in_the_order_given(db: &dyn Fixture) {
     let alice = user(db, "alice").await;
     let bob = user(db, "bob").await;
     let mine = chat(db, "mine", alice.id, &[]).await;
@@ -268,7 +286,7 @@ pub async fn not_member_of_names_the_chats_outside_in_the_order_given(db: &dyn F
 
 /// Many members added in one call join in the order given, not in the order of their
 /// ids or registration.
-pub async fn many_members_added_at_once_join_in_the_order_given(db: &dyn Fixture) {
+async fn many_members_added_at_once_join_in_the_order_given(db: &dyn Fixture) {
     let owner = user(db, "owner").await;
     let mut newcomers = Vec::new();
     for i in 0..60 {

@@ -1,5 +1,6 @@
 //! The storage contract: the behaviour every storage adapter must show through the
-//! domain's repository ports, written once and run against each adapter.
+//! domain's repository ports (and the app's message queue), written once and run against
+//! each adapter.
 //!
 //! An adapter's test crate implements [`Fixture`] (a fresh, migrated, empty database per
 //! test, plus a few ways to arrange and inspect rows behind the repositories' backs) and
@@ -10,10 +11,53 @@
 //! storage_contract::contract_tests!(crate::support::with_db);
 //! ```
 //!
-//! The cases live in [`users`], [`chats`] and [`messages`]; each is a
-//! `pub async fn case(db: &dyn Fixture)` that panics when the store breaks the contract.
+//! The cases live in [`users`], [`chats`] and [`messages`]; each is an
+//! `async fn case(db: &dyn Fixture)` that panics when the store breaks the contract,
+//! named in its module's `cases!` list, which the compiler holds to the functions: a
+//! case left off it is dead code, an error in this crate.
 // A failing unwrap is the clearest test failure; this crate is test code only.
 #![allow(clippy::unwrap_used)]
+// A case left off its module's `cases!` list is never run: make it an error.
+#![deny(dead_code)]
+
+/// Lists the cases of one module of the contract, each a private
+/// `async fn case(db: &dyn Fixture)` of that module. Private, so that a case left off
+/// its module's list is dead code, which this crate denies: a case cannot be written
+/// and then never run. Makes each listed case callable as `module::cases::case`, and
+/// exports `$tests`, which [`contract_tests!`] expands into one test per case.
+///
+/// `$d` is a `$` token, for the exported macro's own variables.
+macro_rules! cases {
+    ($d:tt $module:ident => $tests:ident: $($case:ident),* $(,)?) => {
+        /// Each case of this module, to run against a store.
+        pub mod cases {
+            $(
+                #[doc = concat!("The case `", stringify!($case), "`.")]
+                pub async fn $case(db: &dyn $crate::Fixture) {
+                    super::$case(db).await;
+                }
+            )*
+        }
+
+        #[doc(hidden)]
+        #[macro_export]
+        macro_rules! $tests {
+            ($d harness:path) => {
+                mod $module {
+                    $(
+                        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                        async fn $case() {
+                            $d harness(|db| async move {
+                                $d crate::$module::cases::$case(&db).await
+                            })
+                            .await;
+                        }
+                    )*
+                }
+            };
+        }
+    };
+}
 
 pub mod chats;
 pub mod messages;
@@ -24,6 +68,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 
+use app::ports::MessageQueue;
 use async_trait::async_trait;
 use domain::ports::{ChatRepository, MessageRepository, UserRepository};
 use domain::{
@@ -71,6 +116,8 @@ pub trait Fixture: Send + Sync {
     fn chats(&self) -> Arc<dyn ChatRepository>;
     /// The message repository under test.
     fn messages(&self) -> Arc<dyn MessageRepository>;
+    /// The store's queue of new messages (the app's port), under test.
+    fn message_queue(&self) -> Arc<dyn MessageQueue>;
 
     /// How many rows `table` holds.
     async fn count(&self, table: Table) -> i64;
@@ -113,69 +160,9 @@ pub const FAILING_CONTENT: &str = "this insert fails in the database";
 #[macro_export]
 macro_rules! contract_tests {
     ($harness:path) => {
-        $crate::contract_tests!(@modules $harness;
-            users {
-                registering_returns_the_user_with_the_username_as_given,
-                registering_a_username_taken_in_another_case_is_username_taken,
-                registering_a_non_ascii_username_taken_in_another_case_is_username_taken,
-                registering_a_look_alike_of_a_username_is_username_taken,
-                a_user_stored_before_names_were_normalised_still_logs_in,
-                concurrent_registrations_of_one_name_in_different_cases_admit_exactly_one,
-                credentials_are_found_without_regard_to_case_beyond_ascii,
-                exists_is_false_for_an_unknown_id,
-                missing_names_the_unknown_ids_in_the_order_given,
-                listing_pages_through_users_by_registration_time_then_id,
-                registration_times_keep_microseconds,
-                listing_after_an_unknown_user_is_unknown_cursor,
-                a_stored_username_that_breaks_the_rules_is_unavailable_not_a_panic,
-            }
-            chats {
-                creating_a_chat_makes_the_owner_the_first_member_then_the_members_in_order,
-                creating_a_chat_with_an_unknown_member_is_unknown_user_and_stores_nothing,
-                creating_a_chat_for_an_unknown_owner_is_unknown_user,
-                finding_an_unknown_chat_finds_nothing,
-                a_chat_is_found_with_whether_the_user_is_a_member,
-                a_members_chats_are_listed_newest_first,
-                adding_members_returns_only_those_newly_added_in_the_order_given,
-                adding_an_unknown_user_is_unknown_user_and_adds_nobody,
-                adding_to_a_deleted_chat_is_chat_gone,
-                concurrent_adds_of_the_same_member_add_it_exactly_once,
-                removing_members_returns_those_removed_and_ignores_strangers,
-                deleting_a_chat_removes_its_members_and_messages,
-                not_member_of_names_the_chats_outside_in_the_order_given,
-                many_members_added_at_once_join_in_the_order_given,
-            }
-            messages {
-                inserting_a_message_stores_it,
-                repeating_a_client_msg_id_returns_the_first_message_with_false,
-                concurrent_sends_with_the_same_client_msg_id_store_one_message,
-                inserting_into_an_unknown_chat_is_chat_gone,
-                inserting_into_a_deleted_chat_is_chat_gone,
-                inserting_from_an_unknown_sender_is_unknown_user,
-                inserting_from_a_non_member_is_not_member,
-                history_lists_newest_first_and_pages_with_skip_limit_and_before,
-                history_before_a_message_not_in_the_chat_is_unknown_cursor,
-                messages_stored_at_the_same_instant_keep_their_insertion_order,
-                a_burst_of_concurrent_inserts_gets_every_answer_right_and_stores_exactly_the_right_rows,
-                a_chat_deleted_during_a_burst_loses_only_its_own_messages,
-                messages_begun_together_by_one_caller_are_stored_in_the_order_begun,
-                queued_messages_keep_the_order_queued_whatever_order_they_are_awaited_in,
-                a_failing_message_neither_fails_nor_loses_the_messages_sent_with_it,
-                a_failed_write_answers_unavailable_stores_nothing_unacknowledged_and_the_next_succeeds,
-            }
-        );
-    };
-    (@modules $harness:path; $($module:ident { $($case:ident),* $(,)? })*) => {
-        $(
-            mod $module {
-                $(
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                    async fn $case() {
-                        $harness(|db| async move { $crate::$module::$case(&db).await }).await;
-                    }
-                )*
-            }
-        )*
+        $crate::__users_contract_tests!($harness);
+        $crate::__chats_contract_tests!($harness);
+        $crate::__messages_contract_tests!($harness);
     };
 }
 

@@ -1,4 +1,5 @@
-//! The contract of [`MessageRepository`](domain::ports::MessageRepository).
+//! The contract of [`MessageRepository`](domain::ports::MessageRepository) and of the
+//! store's [`MessageQueue`](app::ports::MessageQueue).
 
 use std::collections::{HashMap, HashSet};
 
@@ -10,6 +11,27 @@ use crate::{
     FAILING_CONTENT, Fixture, Table, chat, join_in_order, new_message, page, send, unknown_chat,
     unknown_user, user,
 };
+
+cases! {
+    $ messages => __messages_contract_tests:
+    inserting_a_message_stores_it,
+    repeating_a_client_msg_id_returns_the_first_message_with_false,
+    concurrent_sends_with_the_same_client_msg_id_store_one_message,
+    inserting_into_an_unknown_chat_is_chat_gone,
+    inserting_into_a_deleted_chat_is_chat_gone,
+    inserting_from_an_unknown_sender_is_unknown_user,
+    inserting_from_a_non_member_is_not_member,
+    history_lists_newest_first_and_pages_with_skip_limit_and_before,
+    history_before_a_message_not_in_the_chat_is_unknown_cursor,
+    messages_stored_at_the_same_instant_keep_their_insertion_order,
+    a_burst_of_concurrent_inserts_gets_every_answer_right_and_stores_exactly_the_right_rows,
+    a_chat_deleted_during_a_burst_loses_only_its_own_messages,
+    messages_begun_together_by_one_caller_are_stored_in_the_order_begun,
+    queued_messages_keep_the_order_queued_whatever_order_they_are_awaited_in,
+    a_failing_message_neither_fails_nor_loses_the_messages_sent_with_it,
+    a_failed_write_answers_unavailable_stores_nothing_unacknowledged_and_the_next_succeeds,
+    left_out_messages_queued_together_each_get_their_own_answer,
+}
 
 /// The contents of a history page, in the order listed.
 async fn history(db: &dyn Fixture, chat: ChatId, page: HistoryPage) -> Vec<String> {
@@ -24,7 +46,7 @@ async fn history(db: &dyn Fixture, chat: ChatId, page: HistoryPage) -> Vec<Strin
 
 /// An inserted message comes back as stored, content untouched, and history lists it
 /// exactly so.
-pub async fn inserting_a_message_stores_it(db: &dyn Fixture) {
+async fn inserting_a_message_stores_it(db: &dyn Fixture) {
     let alice = user(db, "alice").await;
     let c = chat(db, "c", alice.id, &[]).await;
     let (message, stored) = db
@@ -50,7 +72,7 @@ pub async fn inserting_a_message_stores_it(db: &dyn Fixture) {
 
 /// A sender's repeated client id in the same chat stores nothing and answers with the
 /// first message; the key is per sender and per chat.
-pub async fn repeating_a_client_msg_id_returns_the_first_message_with_false(db: &dyn Fixture) {
+async fn repeating_a_client_msg_id_returns_the_first_message_with_false(db: &dyn Fixture) {
     let alice = user(db, "alice").await;
     let bob = user(db, "bob").await;
     let c = chat(db, "c", alice.id, &[bob.id]).await;
@@ -92,7 +114,7 @@ pub async fn repeating_a_client_msg_id_returns_the_first_message_with_false(db: 
 }
 
 /// Two sends with the same client id racing: one is stored, both get that message.
-pub async fn concurrent_sends_with_the_same_client_msg_id_store_one_message(db: &dyn Fixture) {
+async fn concurrent_sends_with_the_same_client_msg_id_store_one_message(db: &dyn Fixture) {
     let alice = user(db, "alice").await;
     let c = chat(db, "c", alice.id, &[]).await;
     for round in 0..20 {
@@ -119,7 +141,7 @@ pub async fn concurrent_sends_with_the_same_client_msg_id_store_one_message(db: 
 }
 
 /// A chat that never existed cannot receive messages.
-pub async fn inserting_into_an_unknown_chat_is_chat_gone(db: &dyn Fixture) {
+async fn inserting_into_an_unknown_chat_is_chat_gone(db: &dyn Fixture) {
     let alice = user(db, "alice").await;
     for client_msg_id in [Some("k"), None] {
         let err = db
@@ -133,7 +155,7 @@ pub async fn inserting_into_an_unknown_chat_is_chat_gone(db: &dyn Fixture) {
 }
 
 /// A chat deleted since the sender checked cannot receive messages.
-pub async fn inserting_into_a_deleted_chat_is_chat_gone(db: &dyn Fixture) {
+async fn inserting_into_a_deleted_chat_is_chat_gone(db: &dyn Fixture) {
     let alice = user(db, "alice").await;
     let c = chat(db, "c", alice.id, &[]).await;
     send(db, c.id, alice.id, "before").await;
@@ -148,7 +170,7 @@ pub async fn inserting_into_a_deleted_chat_is_chat_gone(db: &dyn Fixture) {
 }
 
 /// A sender who does not exist cannot send.
-pub async fn inserting_from_an_unknown_sender_is_unknown_user(db: &dyn Fixture) {
+async fn inserting_from_an_unknown_sender_is_unknown_user(db: &dyn Fixture) {
     let alice = user(db, "alice").await;
     let c = chat(db, "c", alice.id, &[]).await;
     let err = db
@@ -162,7 +184,7 @@ pub async fn inserting_from_an_unknown_sender_is_unknown_user(db: &dyn Fixture) 
 
 /// A user who is not a member of the chat cannot send to it: one who never was, and one
 /// removed, even repeating the client id of a message stored while a member.
-pub async fn inserting_from_a_non_member_is_not_member(db: &dyn Fixture) {
+async fn inserting_from_a_non_member_is_not_member(db: &dyn Fixture) {
     let alice = user(db, "alice").await;
     let bob = user(db, "bob").await;
     let carol = user(db, "carol").await;
@@ -197,7 +219,7 @@ pub async fn inserting_from_a_non_member_is_not_member(db: &dyn Fixture) {
 
 /// History is newest first, of one chat only, and pages with `skip`, `limit` and
 /// `before`.
-pub async fn history_lists_newest_first_and_pages_with_skip_limit_and_before(db: &dyn Fixture) {
+async fn history_lists_newest_first_and_pages_with_skip_limit_and_before(db: &dyn Fixture) {
     let alice = user(db, "alice").await;
     let c = chat(db, "c", alice.id, &[]).await;
     let elsewhere = chat(db, "elsewhere", alice.id, &[]).await;
@@ -235,7 +257,7 @@ pub async fn history_lists_newest_first_and_pages_with_skip_limit_and_before(db:
 
 /// A cursor that names no message of this chat (none at all, or one of another chat) is
 /// `UnknownCursor`.
-pub async fn history_before_a_message_not_in_the_chat_is_unknown_cursor(db: &dyn Fixture) {
+async fn history_before_a_message_not_in_the_chat_is_unknown_cursor(db: &dyn Fixture) {
     let alice = user(db, "alice").await;
     let c = chat(db, "c", alice.id, &[]).await;
     let elsewhere = chat(db, "elsewhere", alice.id, &[]).await;
@@ -254,7 +276,7 @@ pub async fn history_before_a_message_not_in_the_chat_is_unknown_cursor(db: &dyn
 
 /// Messages that share a timestamp (many do, within one millisecond) still list in the
 /// order they were stored, page after page.
-pub async fn messages_stored_at_the_same_instant_keep_their_insertion_order(db: &dyn Fixture) {
+async fn messages_stored_at_the_same_instant_keep_their_insertion_order(db: &dyn Fixture) {
     let alice = user(db, "alice").await;
     let c = chat(db, "c", alice.id, &[]).await;
     for i in 0..200 {
@@ -311,7 +333,7 @@ fn contents(messages: &[Message]) -> Vec<&str> {
 /// messages to a deleted chat and to one that never existed, from an unknown sender and
 /// from a user who is not a member: each gets its own right answer, and exactly the
 /// acknowledged new messages are stored.
-pub async fn a_burst_of_concurrent_inserts_gets_every_answer_right_and_stores_exactly_the_right_rows(
+async fn a_burst_of_concurrent_inserts_gets_every_answer_right_and_stores_exactly_the_right_rows(
     db: &dyn Fixture,
 ) {
     let senders = [
@@ -449,7 +471,7 @@ pub async fn a_burst_of_concurrent_inserts_gets_every_answer_right_and_stores_ex
 /// A chat deleted while messages to it and to another chat are being stored: each of
 /// its messages is either stored (and deleted with it) or `ChatGone`, and the other
 /// chat's messages are all stored.
-pub async fn a_chat_deleted_during_a_burst_loses_only_its_own_messages(db: &dyn Fixture) {
+async fn a_chat_deleted_during_a_burst_loses_only_its_own_messages(db: &dyn Fixture) {
     let alice = user(db, "alice").await;
     let doomed = chat(db, "doomed", alice.id, &[]).await;
     let kept = chat(db, "kept", alice.id, &[]).await;
@@ -484,7 +506,7 @@ pub async fn a_chat_deleted_during_a_burst_loses_only_its_own_messages(db: &dyn 
 /// One caller begins many inserts at once (into two chats, some with client ids): they
 /// are stored in the order they were begun, which is what keeps a chat's order when
 /// sends are stored as they come.
-pub async fn messages_begun_together_by_one_caller_are_stored_in_the_order_begun(db: &dyn Fixture) {
+async fn messages_begun_together_by_one_caller_are_stored_in_the_order_begun(db: &dyn Fixture) {
     let alice = user(db, "alice").await;
     let a = chat(db, "a", alice.id, &[]).await;
     let b = chat(db, "b", alice.id, &[]).await;
@@ -523,12 +545,12 @@ pub async fn messages_begun_together_by_one_caller_are_stored_in_the_order_begun
 /// answers are awaited the other way round: a caller may release a chat's turn as soon
 /// as its message is queued. A repeated client id is answered with the message queued
 /// first.
-pub async fn queued_messages_keep_the_order_queued_whatever_order_they_are_awaited_in(
+async fn queued_messages_keep_the_order_queued_whatever_order_they_are_awaited_in(
     db: &dyn Fixture,
 ) {
     let alice = user(db, "alice").await;
     let a = chat(db, "a", alice.id, &[]).await;
-    let messages = db.messages();
+    let messages = db.message_queue();
     let mut queued = Vec::new();
     for i in 0..40 {
         let key = match i {
@@ -569,7 +591,7 @@ pub async fn queued_messages_keep_the_order_queued_whatever_order_they_are_await
 /// Messages to a deleted chat or to none, from an unknown sender and from a user who is
 /// not a member, and repeats of a client id (of an earlier message and of one begun just before), begun together with
 /// good messages: each gets its own answer, and the good ones are all stored, in order.
-pub async fn a_failing_message_neither_fails_nor_loses_the_messages_sent_with_it(db: &dyn Fixture) {
+async fn a_failing_message_neither_fails_nor_loses_the_messages_sent_with_it(db: &dyn Fixture) {
     let alice = user(db, "alice").await;
     let bob = user(db, "bob").await;
     let carol = user(db, "carol").await;
@@ -633,7 +655,7 @@ pub async fn a_failing_message_neither_fails_nor_loses_the_messages_sent_with_it
 /// When the database fails a write, the message is `Unavailable` and not stored; so is
 /// any message written together with it, and every message acknowledged is stored.
 /// The store keeps working afterwards.
-pub async fn a_failed_write_answers_unavailable_stores_nothing_unacknowledged_and_the_next_succeeds(
+async fn a_failed_write_answers_unavailable_stores_nothing_unacknowledged_and_the_next_succeeds(
     db: &dyn Fixture,
 ) {
     let alice = user(db, "alice").await;
@@ -674,5 +696,60 @@ pub async fn a_failed_write_answers_unavailable_stores_nothing_unacknowledged_an
     }
     send(db, c.id, alice.id, "last").await;
     expected.push("last".to_owned());
+    assert_eq!(contents(&whole_history(db, c.id).await), expected);
+}
+
+/// Messages queued one after another, so that the store takes many of them in one
+/// batch, of which several are left out for different reasons: each gets the answer
+/// for its own reason, never a neighbour's (the store explains the messages its insert
+/// left out by their place among them), and the good ones are all stored, in order.
+async fn left_out_messages_queued_together_each_get_their_own_answer(db: &dyn Fixture) {
+    let alice = user(db, "alice").await;
+    let carol = user(db, "carol").await;
+    let c = chat(db, "c", alice.id, &[]).await;
+    let (earlier, _) = db
+        .messages()
+        .insert(&new_message(c.id, alice.id, "earlier", Some("again")))
+        .await
+        .unwrap();
+
+    let queue = db.message_queue();
+    let mut queued = Vec::new();
+    for round in 0..30 {
+        for request in [
+            new_message(unknown_chat(), alice.id, "to nowhere", None),
+            new_message(c.id, unknown_user(), "from nobody", None),
+            new_message(c.id, alice.id, &format!("{round}: stored"), None),
+            new_message(c.id, carol.id, "from outside", None),
+            new_message(c.id, alice.id, "earlier again", Some("again")),
+        ] {
+            queued.push(queue.enqueue(&request).await.unwrap());
+        }
+    }
+    let mut expected = vec!["earlier".to_owned()];
+    for (i, answer) in join_in_order(queued).await.into_iter().enumerate() {
+        let round = i / 5;
+        match i % 5 {
+            0 => assert!(
+                matches!(answer, Err(StoreError::ChatGone)),
+                "{i}: {answer:?}"
+            ),
+            1 => assert!(
+                matches!(answer, Err(StoreError::UnknownUser)),
+                "{i}: {answer:?}"
+            ),
+            2 => {
+                let (stored, new) = answer.unwrap();
+                assert!(new, "{i}");
+                assert_eq!(stored.content.as_str(), format!("{round}: stored"));
+                expected.push(format!("{round}: stored"));
+            }
+            3 => assert!(
+                matches!(answer, Err(StoreError::NotMember)),
+                "{i}: {answer:?}"
+            ),
+            _ => assert_eq!(answer.unwrap(), (earlier.clone(), false), "{i}"),
+        }
+    }
     assert_eq!(contents(&whole_history(db, c.id).await), expected);
 }

@@ -5,6 +5,23 @@ use time::macros::datetime;
 
 use crate::{Fixture, Table, limit, unknown_user, user};
 
+cases! {
+    $ users => __users_contract_tests:
+    registering_returns_the_user_with_the_username_as_given,
+    registering_a_username_taken_in_another_case_is_username_taken,
+    registering_a_non_ascii_username_taken_in_another_case_is_username_taken,
+    registering_a_look_alike_of_a_username_is_username_taken,
+    a_user_stored_before_names_were_normalised_still_logs_in,
+    concurrent_registrations_of_one_name_in_different_cases_admit_exactly_one,
+    credentials_are_found_without_regard_to_case_beyond_ascii,
+    exists_is_false_for_an_unknown_id,
+    missing_names_the_unknown_ids_in_the_order_given,
+    listing_pages_through_users_by_registration_time_then_id,
+    registration_times_keep_microseconds,
+    listing_after_an_unknown_user_is_unknown_cursor,
+    a_stored_username_that_breaks_the_rules_is_unavailable_not_a_panic,
+}
+
 /// Registers `name`, returning the store's answer.
 async fn register(db: &dyn Fixture, name: &str) -> Result<domain::User, StoreError> {
     db.users()
@@ -24,7 +41,7 @@ async fn list_all(db: &dyn Fixture) -> Vec<domain::User> {
 }
 
 /// Registration returns the user with the username exactly as given.
-pub async fn registering_returns_the_user_with_the_username_as_given(db: &dyn Fixture) {
+async fn registering_returns_the_user_with_the_username_as_given(db: &dyn Fixture) {
     let alice = user(db, "AlIcE").await;
     assert_eq!(alice.username.as_str(), "AlIcE");
     assert!(db.users().exists(alice.id).await.unwrap());
@@ -32,7 +49,7 @@ pub async fn registering_returns_the_user_with_the_username_as_given(db: &dyn Fi
 }
 
 /// `ALICE` is taken once `alice` is registered.
-pub async fn registering_a_username_taken_in_another_case_is_username_taken(db: &dyn Fixture) {
+async fn registering_a_username_taken_in_another_case_is_username_taken(db: &dyn Fixture) {
     user(db, "alice").await;
     let err = register(db, "ALICE").await.unwrap_err();
     assert!(matches!(err, StoreError::UsernameTaken), "{err:?}");
@@ -41,7 +58,7 @@ pub async fn registering_a_username_taken_in_another_case_is_username_taken(db: 
 
 /// Case folding covers more than ASCII: `émile` and `ÉMILE` are taken once `Émile` is,
 /// while `emile` (another letter) is not.
-pub async fn registering_a_non_ascii_username_taken_in_another_case_is_username_taken(
+async fn registering_a_non_ascii_username_taken_in_another_case_is_username_taken(
     db: &dyn Fixture,
 ) {
     let emile = user(db, "Émile").await;
@@ -57,7 +74,7 @@ pub async fn registering_a_non_ascii_username_taken_in_another_case_is_username_
 /// Look-alikes are one name: the same name in another Unicode form (`Ａ` fullwidth, `é`
 /// decomposed) has the same folded key, a name in another script that looks the same
 /// (`vіctim`, Cyrillic `і`) the same skeleton; both are taken once the first is.
-pub async fn registering_a_look_alike_of_a_username_is_username_taken(db: &dyn Fixture) {
+async fn registering_a_look_alike_of_a_username_is_username_taken(db: &dyn Fixture) {
     user(db, "victim").await;
     user(db, "caf\u{e9}").await;
     for taken in [
@@ -88,7 +105,7 @@ pub async fn registering_a_look_alike_of_a_username_is_username_taken(db: &dyn F
 /// A user stored before names were normalised (its key the name's lowercase only, no
 /// skeleton) still logs in by its name, even when a later user holds the normalised
 /// form of it; and each finds their own account.
-pub async fn a_user_stored_before_names_were_normalised_still_logs_in(db: &dyn Fixture) {
+async fn a_user_stored_before_names_were_normalised_still_logs_in(db: &dyn Fixture) {
     db.insert_unvalidated_user("\u{ff21}lice").await;
     let alice = user(db, "alice").await;
     let found = |name: &'static str| async move {
@@ -112,7 +129,7 @@ pub async fn a_user_stored_before_names_were_normalised_still_logs_in(db: &dyn F
 
 /// Two registrations of one name in different cases racing: exactly one wins, the other
 /// is told the name is taken.
-pub async fn concurrent_registrations_of_one_name_in_different_cases_admit_exactly_one(
+async fn concurrent_registrations_of_one_name_in_different_cases_admit_exactly_one(
     db: &dyn Fixture,
 ) {
     for round in 0..20 {
@@ -142,7 +159,7 @@ pub async fn concurrent_registrations_of_one_name_in_different_cases_admit_exact
 }
 
 /// Login finds a user by any casing of the name, ASCII or not, with the stored hash.
-pub async fn credentials_are_found_without_regard_to_case_beyond_ascii(db: &dyn Fixture) {
+async fn credentials_are_found_without_regard_to_case_beyond_ascii(db: &dyn Fixture) {
     let users = db.users();
     for (registered, offered) in [("Alice", "aLICE"), ("Émile", "ÉMILE"), ("émile2", "Émile2")]
     {
@@ -172,13 +189,13 @@ pub async fn credentials_are_found_without_regard_to_case_beyond_ascii(db: &dyn 
 }
 
 /// `exists` is false for an id no user has.
-pub async fn exists_is_false_for_an_unknown_id(db: &dyn Fixture) {
+async fn exists_is_false_for_an_unknown_id(db: &dyn Fixture) {
     user(db, "alice").await;
     assert!(!db.users().exists(unknown_user()).await.unwrap());
 }
 
 /// `missing` names the unknown ids, in the order given.
-pub async fn missing_names_the_unknown_ids_in_the_order_given(db: &dyn Fixture) {
+async fn missing_names_the_unknown_ids_in_the_order_given(db: &dyn Fixture) {
     let alice = user(db, "alice").await;
     let bob = user(db, "bob").await;
     let (x, y) = (unknown_user(), unknown_user());
@@ -192,7 +209,7 @@ pub async fn missing_names_the_unknown_ids_in_the_order_given(db: &dyn Fixture) 
 }
 
 /// The listing orders by registration time, then id, and pages through with `after`.
-pub async fn listing_pages_through_users_by_registration_time_then_id(db: &dyn Fixture) {
+async fn listing_pages_through_users_by_registration_time_then_id(db: &dyn Fixture) {
     let mut registered = Vec::new();
     for name in ["user1", "user2", "user3", "user4", "user5"] {
         registered.push(user(db, name).await.id);
@@ -230,7 +247,7 @@ pub async fn listing_pages_through_users_by_registration_time_then_id(db: &dyn F
 
 /// Timestamps keep (at least) microseconds: a registration time set with them reads
 /// back unchanged, and orders against one a microsecond later.
-pub async fn registration_times_keep_microseconds(db: &dyn Fixture) {
+async fn registration_times_keep_microseconds(db: &dyn Fixture) {
     let early = user(db, "early").await;
     let late = user(db, "late").await;
     // `late` registered one microsecond before `early`.
@@ -254,7 +271,7 @@ pub async fn registration_times_keep_microseconds(db: &dyn Fixture) {
 }
 
 /// Paging after an id that names no user is `UnknownCursor`.
-pub async fn listing_after_an_unknown_user_is_unknown_cursor(db: &dyn Fixture) {
+async fn listing_after_an_unknown_user_is_unknown_cursor(db: &dyn Fixture) {
     user(db, "alice").await;
     let err = db
         .users()
@@ -268,7 +285,7 @@ pub async fn listing_after_an_unknown_user_is_unknown_cursor(db: &dyn Fixture) {
 }
 
 /// A stored row the domain would reject is reported as `Unavailable`, never a panic.
-pub async fn a_stored_username_that_breaks_the_rules_is_unavailable_not_a_panic(db: &dyn Fixture) {
+async fn a_stored_username_that_breaks_the_rules_is_unavailable_not_a_panic(db: &dyn Fixture) {
     db.insert_unvalidated_user("a b").await;
     let err = db
         .users()

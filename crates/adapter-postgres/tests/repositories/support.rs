@@ -6,6 +6,7 @@ use std::panic::resume_unwind;
 use std::sync::Arc;
 
 use adapter_postgres::PostgresStore;
+use app::ports::MessageQueue;
 use async_trait::async_trait;
 use domain::MessageId;
 use domain::ports::{ChatRepository, MessageRepository, UserRepository};
@@ -110,6 +111,10 @@ impl Fixture for TestDb {
 
     fn messages(&self) -> Arc<dyn MessageRepository> {
         self.messages.clone()
+    }
+
+    fn message_queue(&self) -> Arc<dyn MessageQueue> {
+        self.store.message_queue()
     }
 
     async fn count(&self, table: Table) -> i64 {
