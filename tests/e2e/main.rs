@@ -17,6 +17,7 @@ mod browser;
 mod chats;
 mod cluster;
 mod connections;
+mod descriptions;
 mod errors;
 mod health;
 mod helpers;

@@ -22,16 +22,22 @@ commands:
   e2e [args...]   run only the end-to-end suite (tests/e2e) against the real server,
                   on PostgreSQL and on SQLite
   tidy            every .rs file starts with `//!`; the domain depends on no I/O crate
-  ci              what CI runs: fmt check, clippy -D warnings, tidy, `test`, then
-                  `bench --quick` and `bench --quick --nodes 2 --store postgres`
-                  (smoke tests of the harness, alone and as a cluster, never a timing)
+  contract        contract testing: schemathesis (from PyPI, in a venv under the
+                  target dir) against a fresh server on a fresh SQLite database, every
+                  operation of /openapi.json, with a registered user's token; fails on
+                  any 5xx or any answer the document does not describe
+  ci              what CI runs: fmt check, clippy -D warnings, tidy, `test`,
+                  `contract`, then `bench --quick` and
+                  `bench --quick --nodes 2 --store postgres` (smoke tests of the
+                  harness, alone and as a cluster, never a timing)
   bench [args...] build the server and the load generator in release, then run the
                   benchmarks (`bench --help` lists the options; `--quick` is a smoke
                   test); JSON goes to target/bench/results.json. See BENCHMARKS.md
 
 The repository and end-to-end tests need PostgreSQL: DATABASE_URL
 (default postgres://postgres@127.0.0.1:5432/postgres, trust auth). The Socket.IO
-suite needs Node.js 20+ and npm (it installs its pinned packages itself).";
+suite needs Node.js 20+ and npm (it installs its pinned packages itself); `contract`
+needs Python 3 with venv and pip.";
 
 /// Crates the domain must not depend on: the domain is pure, and these are I/O,
 /// transport or wire-format crates (see ARCHITECTURE.md, invariants). Serialisation is
@@ -71,6 +77,12 @@ fn run() -> Result<()> {
         Some("test") => test(&root, &rest),
         Some("e2e") => e2e(&root, &rest),
         Some("tidy") => tidy(&root),
+        Some("contract") => {
+            if !rest.is_empty() {
+                bail!("`contract` takes no arguments\n\n{USAGE}");
+            }
+            contract(&root)
+        }
         Some("bench") => bench(&root, &rest),
         Some("ci") => {
             if !rest.is_empty() {
@@ -201,6 +213,7 @@ fn ci(root: &Path) -> Result<()> {
     )?;
     tidy(root)?;
     test(root, &[])?;
+    contract(root)?;
     // A smoke test of the benchmark harness: it checks that messages flowed with none
     // lost, duplicated or reordered, never a timing.
     bench(root, &[OsString::from("--quick")])?;
@@ -210,6 +223,145 @@ fn ci(root: &Path) -> Result<()> {
         root,
         &["--quick", "--nodes", "2", "--store", "postgres"].map(OsString::from),
     )
+}
+
+/// The schemathesis release `contract` installs (pinned: a new release may add checks).
+const SCHEMATHESIS: &str = "schemathesis==4.32.5";
+
+/// What `contract` checks on every answer: no server error, and the status, media type,
+/// headers and body each as the document describes them.
+const CONTRACT_CHECKS: &str = "not_a_server_error,status_code_conformance,\
+content_type_conformance,response_headers_conformance,response_schema_conformance";
+
+/// Test cases per operation and phase: enough to reach each status an operation
+/// documents, few enough that the whole run takes well under a minute.
+const CONTRACT_EXAMPLES: &str = "40";
+
+/// The target directory (`CARGO_TARGET_DIR`, else `target/`), absolute.
+fn target_dir(root: &Path) -> PathBuf {
+    let target = env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    if target.is_absolute() {
+        target
+    } else {
+        root.join(target)
+    }
+}
+
+/// A server process that is killed when dropped, also when a step fails.
+struct RunningServer(std::process::Child);
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `cargo xtask contract`: builds the server, makes (once) a Python venv under the
+/// target dir with schemathesis, starts the server on a free port with a fresh SQLite
+/// database, and runs schemathesis over every operation of its `/openapi.json`, with
+/// `xtask/contract/hooks.py` registering a user and logging in so that authenticated
+/// operations get a valid bearer token. Fails on any 5xx or any answer the document
+/// does not describe.
+fn contract(root: &Path) -> Result<()> {
+    cargo(root, &["build", "-p", "server"], &[])?;
+    let target = target_dir(root);
+    let work = target.join("contract");
+    let venv = work.join("venv");
+    let schemathesis = venv.join("bin").join("schemathesis");
+    let pinned = SCHEMATHESIS.split("==").nth(1).unwrap_or_default();
+    let installed = Command::new(&schemathesis)
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains(pinned));
+    if !installed {
+        step(&format!(
+            "python3 -m venv {} && pip install {SCHEMATHESIS}",
+            relative(root, &venv)
+        ));
+        run_checked(
+            Command::new("python3").args(["-m", "venv"]).arg(&venv),
+            "python3 -m venv",
+        )?;
+        run_checked(
+            Command::new(venv.join("bin").join("pip")).args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                SCHEMATHESIS,
+            ]),
+            "pip install schemathesis",
+        )?;
+    }
+
+    // A free port: bind port 0, note what the system gave, let it go for the server.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .context("finding a free port")?
+        .port();
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let data = work.join(format!("data-{stamp}"));
+    let base = format!("http://127.0.0.1:{port}");
+    step(&format!(
+        "server on {base}, a fresh SQLite database in {}",
+        relative(root, &data)
+    ));
+    let server = RunningServer(
+        Command::new(target.join("debug").join("server"))
+            .current_dir(root)
+            .env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL")
+            .env("HOST", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .env("DATA_DIR", &data)
+            .env("JWT_SECRET", format!("contract-testing-only-{stamp:0>40}"))
+            .env("RUST_LOG", "warn")
+            // The run registers and logs in far more often than a person: the limits a
+            // deployment keeps would only turn its requests into 429s.
+            .env("RATE_LIMIT_LOGIN", "off")
+            .env("RATE_LIMIT_REGISTER", "off")
+            .env("RATE_LIMIT_FAILED_LOGINS", "off")
+            .spawn()
+            .context("starting the server")?,
+    );
+
+    let hooks = root.join("xtask").join("contract");
+    let mut schemathesis_run = Command::new(&schemathesis);
+    schemathesis_run
+        .current_dir(&work)
+        .env("PYTHONPATH", &hooks)
+        .env("SCHEMATHESIS_HOOKS", "hooks")
+        .env("CONTRACT_BASE_URL", &base)
+        .args(["run", &format!("{base}/openapi.json")])
+        .args(["--wait-for-schema", "60"])
+        .args(["--checks", CONTRACT_CHECKS])
+        .args(["--max-examples", CONTRACT_EXAMPLES])
+        .args(["--generation-database", "none"])
+        .args(["--suppress-health-check", "all"])
+        .args(["--workers", "2", "--no-color"])
+        .args(["--report", "junit", "--report-dir"])
+        .arg(work.join("report"));
+    step(&format!(
+        "schemathesis run {base}/openapi.json --checks {CONTRACT_CHECKS} --max-examples {CONTRACT_EXAMPLES}"
+    ));
+    let outcome = run_checked(&mut schemathesis_run, "schemathesis");
+    drop(server);
+    let _ = fs::remove_dir_all(&data);
+    outcome
+}
+
+/// Runs `command`, failing when it cannot start or exits unsuccessfully.
+fn run_checked(command: &mut Command, what: &str) -> Result<()> {
+    let status = command
+        .status()
+        .with_context(|| format!("starting {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
 }
 
 /// Checks the conventions the compiler does not: leading `//!` docs and the purity of

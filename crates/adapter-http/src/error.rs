@@ -11,6 +11,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::throttle::Limited;
 
@@ -50,6 +51,15 @@ pub enum ApiError {
         /// When the limit allows the next request.
         retry_after: Duration,
     },
+    /// A WebSocket endpoint was asked for without a WebSocket handshake; `status` is
+    /// the one axum's upgrade extractor gives (`400`, `405` or `426`).
+    #[error("not a WebSocket handshake: {detail}")]
+    NotWebSocketHandshake {
+        /// The status to answer.
+        status: StatusCode,
+        /// What is missing from the handshake.
+        detail: String,
+    },
 }
 
 fn too_many_requests_detail(limited: Limited) -> &'static str {
@@ -63,21 +73,33 @@ fn too_many_requests_detail(limited: Limited) -> &'static str {
 }
 
 /// An RFC 9457 problem document.
-#[derive(Serialize)]
-struct Problem<'a> {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Problem {
+    /// Always `about:blank`: the status says what kind of problem it is.
     #[serde(rename = "type")]
+    #[schema(value_type = String, example = "about:blank")]
     kind: &'static str,
-    title: &'a str,
+    /// The status's reason phrase.
+    #[schema(value_type = String, example = "Bad Request")]
+    title: &'static str,
+    /// The HTTP status code.
+    #[schema(minimum = 400, maximum = 599, example = 400)]
     status: u16,
+    /// What went wrong, in one sentence; never a stack trace, SQL or another user's data.
+    #[schema(example = "members must not be empty")]
     detail: String,
+    /// The invalid fields, when a body or query failed validation.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
     errors: Vec<FieldProblem>,
 }
 
 /// One invalid field, in a problem's `errors` list.
-#[derive(Serialize)]
-struct FieldProblem {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct FieldProblem {
+    /// The field, as named in the request (`members[1]`), or `members` for unknown users.
     field: String,
+    /// What is wrong with it.
     message: String,
 }
 
@@ -102,6 +124,7 @@ impl ApiError {
             Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::NotWebSocketHandshake { status, .. } => *status,
         }
     }
 

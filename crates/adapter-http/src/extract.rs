@@ -43,6 +43,15 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 /// The `{chatId}` path segment; malformed is `400`.
 pub(crate) struct ChatPath(pub ChatId);
 
+/// How [`ChatPath`] appears in the OpenAPI document.
+#[derive(utoipa::IntoParams)]
+#[into_params(names("chatId"), parameter_in = Path)]
+#[allow(dead_code)] // Only described, never built: the handler reads a `ChatPath`.
+pub(crate) struct ChatIdParam(
+    /// The chat's id: a lowercase, hyphenated UUID.
+    uuid::Uuid,
+);
+
 impl<S: Send + Sync> FromRequestParts<S> for ChatPath {
     type Rejection = ApiError;
 

@@ -3,10 +3,13 @@
 //! request. Handlers translate HTTP into use-case calls and nothing more.
 
 mod browser;
+mod docs;
 mod error;
 mod extract;
 mod limits;
 mod metrics;
+mod openapi;
+pub mod pages;
 mod parse_errors;
 mod routes;
 mod throttle;
@@ -28,11 +31,13 @@ pub use self::metrics::describe as describe_metrics;
 pub use browser::{
     API_CONTENT_SECURITY_POLICY, BrowserPolicy, HTML_CONTENT_SECURITY_POLICY, protect,
 };
+pub use docs::DOCS_CONTENT_SECURITY_POLICY;
 pub use error::ApiError;
 pub use extract::bearer_token;
 pub use limits::RequestLimits;
 pub use parse_errors::ProblemIo;
 pub use throttle::{ClientAddressSource, Limited, Rate, RateLimits, Throttle};
+pub use utoipa_axum::router::OpenApiRouter;
 
 /// Largest request body accepted; a larger one is `413`.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
@@ -95,19 +100,27 @@ async fn drop_unfit_request_id(mut request: Request<Body>) -> Request<Body> {
 
 /// The REST router with its middleware and the default [`RequestLimits`].
 pub fn router(state: HttpState) -> Router {
-    router_with(state, Router::new(), RequestLimits::default())
+    router_with(state, OpenApiRouter::new(), RequestLimits::default())
 }
 
-/// [`router`] with `pages` (routes that are not the API, such as the web client) served
-/// under the same middleware, so they too carry request ids and are traced, and with
-/// `limits`: request ids, tracing, body limit, request timeout, rate limits, panic
-/// containment.
+/// [`router`] with `pages` (routes that are not the API, such as the web client, each
+/// described: see [`pages`]) served under the same middleware, so they too carry request
+/// ids and are traced, and with `limits`: request ids, tracing, body limit, request
+/// timeout, rate limits, panic containment. Serves the descriptions too:
+/// `/openapi.json` (every route of this router, the pages included), `/asyncapi.json`
+/// and `/docs`.
 /// Other adapters (the sockets) merge their routes beside it, untouched by these limits
 /// (a socket lives longer than any request).
-pub fn router_with(state: HttpState, pages: Router, limits: RequestLimits) -> Router {
-    routes::routes()
-        .with_state(state)
+pub fn router_with(state: HttpState, pages: OpenApiRouter, limits: RequestLimits) -> Router {
+    let (rest, mut described) = routes::routes().split_for_parts();
+    let (pages, pages_described) = pages.split_for_parts();
+    let (docs, docs_described) = docs::routes().split_for_parts();
+    described.merge(pages_described);
+    described.merge(docs_described);
+    let descriptions = Arc::new(docs::Descriptions::new(&openapi::document(described)));
+    rest.with_state(state)
         .merge(pages)
+        .merge(docs.with_state(descriptions))
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))

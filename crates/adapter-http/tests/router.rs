@@ -467,7 +467,7 @@ async fn pages_served_beside_the_api_get_its_request_ids_and_leave_its_404_alone
     let pages = axum::Router::new().route("/", axum::routing::get(|| async { "the page" }));
     let app = router_with(
         state(existing_users(), chats(), alone(true)),
-        pages,
+        adapter_http::pages::static_files(pages, [("/", "text/plain")]),
         adapter_http::RequestLimits::default(),
     );
 
@@ -480,6 +480,13 @@ async fn pages_served_beside_the_api_get_its_request_ids_and_leave_its_404_alone
     assert!(!response.headers()["x-request-id"].is_empty());
     let (status, headers, body) = send(app.clone(), request("GET", "/nothing", None, None)).await;
     assert_problem(status, &headers, &body, StatusCode::NOT_FOUND);
-    let (status, _, _) = send(app, request("GET", "/healthz", None, None)).await;
+    let (status, _, _) = send(app.clone(), request("GET", "/healthz", None, None)).await;
     assert_eq!(status, StatusCode::OK);
+    let (status, _, body) = send(app, request("GET", "/openapi.json", None, None)).await;
+    assert_eq!(status, StatusCode::OK);
+    let page = &body["paths"]["/"]["get"]["responses"]["200"]["content"];
+    assert!(
+        page.get("text/plain").is_some(),
+        "the page is not described: {body}"
+    );
 }

@@ -71,7 +71,12 @@ pub(crate) async fn upgrade(
             // tungstenite's default is 128 KiB, all of it kept by every idle socket.
             .read_buffer_size(WS_READ_BUFFER)
             .on_upgrade(move |socket| run(socket, realtime, verified)),
-        Err(rejection) => rejection.into_response(),
+        // Not a WebSocket handshake: a problem body, like every refusal.
+        Err(rejection) => ApiError::NotWebSocketHandshake {
+            status: rejection.status(),
+            detail: rejection.body_text(),
+        }
+        .into_response(),
     }
 }
 

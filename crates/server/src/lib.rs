@@ -74,11 +74,14 @@ impl Application {
         let sockets = rooms.endpoints(app.clone(), config.socket_budgets());
         let sockets_closer = sockets.closer();
         let metrics_router = metrics::router(metrics_handle, sockets.room_gauge(), store.clone());
-        // Pages beside the API, under its middleware: `/ws`, the web client, and
-        // `/metrics` unless it has an address of its own.
-        let mut pages = sockets.ws_routes();
+        // Pages beside the API, under its middleware and in its description: `/ws`, the
+        // web client, and `/metrics` unless it has an address of its own.
+        let mut pages = adapter_http::pages::ws_handshake(sockets.ws_routes());
         if config.web_client {
-            pages = pages.merge(web_client::router());
+            pages = pages.merge(adapter_http::pages::static_files(
+                web_client::router(),
+                web_client::files(),
+            ));
         }
         let metrics = match config.metrics_addr {
             Some(address) => {
@@ -88,7 +91,7 @@ impl Application {
                 Some((listener, metrics_router))
             }
             None => {
-                pages = pages.merge(metrics_router);
+                pages = pages.merge(adapter_http::pages::metrics(metrics_router));
                 None
             }
         };

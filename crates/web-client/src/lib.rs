@@ -60,6 +60,11 @@ const ASSETS: &[Asset] = &[
     asset!("/assets/dialogs.js", "dialogs.js", JS),
 ];
 
+/// Every path the client serves, with its media type (for the API's description).
+pub fn files() -> impl Iterator<Item = (&'static str, &'static str)> {
+    ASSETS.iter().map(|asset| (asset.path, asset.content_type))
+}
+
 /// The client's routes: `GET /` (the page) and `GET /assets/…` (its files), each
 /// answering `HEAD` too. A path that names no file is left to the router it is merged
 /// into, so it gets that router's `404`.

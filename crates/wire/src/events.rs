@@ -8,6 +8,7 @@
 
 use domain::RoomEvent;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::MessageView;
 
@@ -108,37 +109,42 @@ impl FromClient {
 
 /// `{"chatIds": [...]}`: the payload of `chats:connect`, `chats:disconnect` and their
 /// success events.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ChatIds {
     /// Chat ids (1 to 1000 of them in a request).
+    #[schema(min_items = 1, max_items = 1000)]
     pub chat_ids: Vec<String>,
 }
 
 /// The payload of `messages:create`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateMessage {
     /// The chat to send to.
     pub chat_id: String,
     /// The text.
+    #[schema(min_length = 1, max_length = 4096)]
     pub content: String,
     /// The sender's idempotency key.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64)]
     pub client_msg_id: Option<String>,
 }
 
 /// The payload of `messages:get`: the REST history query's fields.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct GetMessages {
     /// The chat to read.
     pub chat_id: String,
     /// Page size.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 100)]
     pub take: Option<i64>,
     /// Messages to skip.
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub skip: Option<i64>,
     /// Only messages older than this message id.
     #[serde(default)]
@@ -146,7 +152,7 @@ pub struct GetMessages {
 }
 
 /// `{"chatId", "userIds"}`: who joined or left a chat.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MembersChanged {
     /// The chat.
@@ -156,7 +162,7 @@ pub struct MembersChanged {
 }
 
 /// `{"chatId"}`: the chat an event is about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatRef {
     /// The chat.
@@ -164,7 +170,7 @@ pub struct ChatRef {
 }
 
 /// `{"status": "error", "message", "event"}`: the `exception` payload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ExceptionPayload<'a> {
     /// Always `"error"`.
     pub status: &'static str,
@@ -175,7 +181,7 @@ pub struct ExceptionPayload<'a> {
 }
 
 /// `{"status": "error", "message"}`: what an ack receives on failure.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct AckError<'a> {
     /// Always `"error"`.
     pub status: &'static str,

@@ -2,6 +2,7 @@
 //! `Message`) and its timestamp format. Both the REST and the socket adapters answer
 //! with these, so a resource looks the same on every transport.
 
+pub mod asyncapi;
 pub mod events;
 
 use domain::{Chat, ChatMember, Message, User};
@@ -10,6 +11,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::iso8601::{
     Config, EncodedConfig, Iso8601, TimePrecision,
 };
+use utoipa::ToSchema;
 
 /// RFC 3339 in UTC with exactly three fractional digits: `2026-11-24T14:37:00.123Z`.
 const TIMESTAMP: EncodedConfig = Config::DEFAULT
@@ -28,14 +30,17 @@ pub fn timestamp(at: OffsetDateTime) -> String {
 }
 
 /// A user as clients see it: never the password or its hash.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = User)]
 pub struct UserView {
     /// Lowercase hyphenated UUID.
+    #[schema(format = Uuid)]
     pub id: String,
     /// As given at registration.
     pub username: String,
     /// When the user registered.
+    #[schema(format = DateTime, example = "2026-11-24T14:37:00.123Z")]
     pub created_at: String,
 }
 
@@ -50,16 +55,20 @@ impl From<&User> for UserView {
 }
 
 /// A chat.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Chat)]
 pub struct ChatView {
     /// Lowercase hyphenated UUID.
+    #[schema(format = Uuid)]
     pub id: String,
     /// The trimmed name.
     pub name: String,
     /// The owner's user id.
+    #[schema(format = Uuid)]
     pub owner_id: String,
     /// When it was created.
+    #[schema(format = DateTime, example = "2026-11-24T14:37:00.123Z")]
     pub created_at: String,
 }
 
@@ -75,14 +84,17 @@ impl From<&Chat> for ChatView {
 }
 
 /// A member of a chat.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ChatMember)]
 pub struct ChatMemberView {
     /// The member's user id.
+    #[schema(format = Uuid)]
     pub user_id: String,
     /// Their username.
     pub username: String,
     /// When they joined.
+    #[schema(format = DateTime, example = "2026-11-24T14:37:00.123Z")]
     pub joined_at: String,
 }
 
@@ -97,14 +109,18 @@ impl From<&ChatMember> for ChatMemberView {
 }
 
 /// A message; `clientMsgId` only when the sender gave one.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Message)]
 pub struct MessageView {
     /// Lowercase hyphenated UUID.
+    #[schema(format = Uuid)]
     pub id: String,
     /// The chat it belongs to.
+    #[schema(format = Uuid)]
     pub chat_id: String,
     /// Who sent it.
+    #[schema(format = Uuid)]
     pub sender_id: String,
     /// The text.
     pub content: String,
@@ -112,6 +128,7 @@ pub struct MessageView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_msg_id: Option<String>,
     /// When it was stored.
+    #[schema(format = DateTime, example = "2026-11-24T14:37:00.123Z")]
     pub created_at: String,
 }
 

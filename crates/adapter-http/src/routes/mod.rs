@@ -1,32 +1,33 @@
-//! The contract's REST routes, one module per resource.
+//! The contract's REST routes, one module per resource. Each handler carries its
+//! OpenAPI description (`#[utoipa::path]`), and [`routes`] registers handlers only
+//! through utoipa-axum's `routes!`, so a route cannot be served without being described.
 
-mod auth;
-mod chats;
-mod health;
-mod messages;
-mod users;
+pub(crate) mod auth;
+pub(crate) mod chats;
+pub(crate) mod health;
+pub(crate) mod messages;
+pub(crate) mod users;
 
-use axum::Router;
-use axum::routing::{delete, get, post};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::HttpState;
 
-/// Every REST route, without middleware or state.
-pub(crate) fn routes() -> Router<HttpState> {
-    Router::new()
-        .route("/auth/register", post(auth::register))
-        .route("/auth/login", post(auth::login))
-        .route("/users", get(users::list))
-        .route("/chats", post(chats::create).get(chats::list))
-        .route("/chats/{chatId}", delete(chats::delete))
-        .route(
-            "/chats/{chatId}/members",
-            get(chats::list_members)
-                .post(chats::add_members)
-                .delete(chats::remove_members),
-        )
-        .route("/chats/{chatId}/members/me", delete(chats::leave))
-        .route("/chats/{chatId}/messages", get(messages::history))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
+/// Every REST route with its description, without middleware or state.
+pub(crate) fn routes() -> OpenApiRouter<HttpState> {
+    OpenApiRouter::new()
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::login))
+        .routes(routes!(users::list))
+        .routes(routes!(chats::create, chats::list))
+        .routes(routes!(chats::delete))
+        .routes(routes!(
+            chats::list_members,
+            chats::add_members,
+            chats::remove_members
+        ))
+        .routes(routes!(chats::leave))
+        .routes(routes!(messages::history))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
 }

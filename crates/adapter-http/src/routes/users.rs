@@ -10,6 +10,20 @@ use crate::extract::{Caller, QueryParams};
 use crate::{ApiError, HttpState};
 
 /// Lists users by registration time, keyset-paged by `after`.
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "users",
+    security(("bearer" = [])),
+    params(
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "How many users, 1–1000 (default 100)"),
+        ("after" = Option<uuid::Uuid>, Query, description = "The last id of the previous page (keyset paging)"),
+    ),
+    responses(
+        (status = 200, description = "Users ordered by `createdAt`, then `id`", body = Vec<wire::UserView>),
+        (status = 400, description = "An invalid `limit` or `after`"),
+    ),
+)]
 pub(crate) async fn list(
     State(state): State<HttpState>,
     _caller: Caller,
