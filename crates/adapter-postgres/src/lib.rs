@@ -18,7 +18,6 @@ mod chats;
 mod error;
 mod message_writer;
 mod messages;
-mod metrics;
 mod send_order;
 mod users;
 
@@ -32,8 +31,8 @@ use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-pub use self::metrics::describe as describe_metrics;
 pub use error::PostgresError;
+pub use sql_batch::describe_metrics;
 
 use crate::message_writer::MessageWriter;
 
@@ -188,7 +187,7 @@ impl PostgresStore {
     /// Sets the gauges of the pool's use (connections in use, idle, and the most it
     /// opens) to what they are now: called when `/metrics` is scraped.
     pub fn record_pool_usage(&self) {
-        crate::metrics::record_pool(&self.pool, "main");
+        sql_batch::record_pool("postgres", "main", &self.pool);
     }
 }
 

@@ -41,7 +41,6 @@ mod chats;
 mod error;
 mod message_writer;
 mod messages;
-mod metrics;
 mod users;
 
 use std::path::{Path, PathBuf};
@@ -60,8 +59,8 @@ use sqlx::{Sqlite, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub use self::metrics::describe as describe_metrics;
 pub use error::SqliteError;
+pub use sql_batch::describe_metrics;
 
 use crate::error::{InvalidTimestamp, store_error};
 use crate::message_writer::MessageWriter;
@@ -307,8 +306,8 @@ impl SqliteStore {
     /// Sets the gauges of the pools' use (connections in use, idle, and the most each
     /// opens) to what they are now: called when `/metrics` is scraped.
     pub fn record_pool_usage(&self) {
-        crate::metrics::record_pool(&self.pools.writer, "writer");
-        crate::metrics::record_pool(&self.pools.readers, "readers");
+        sql_batch::record_pool("sqlite", "writer", &self.pools.writer);
+        sql_batch::record_pool("sqlite", "readers", &self.pools.readers);
     }
 }
 

@@ -88,6 +88,19 @@ pub(crate) struct Realtime {
     pacer: Arc<pacing::Pacer>,
 }
 
+impl Realtime {
+    /// The session of connection `id` of `user`, once it is registered in the hub.
+    pub(crate) fn session(&self, id: ConnId, user: domain::UserId) -> session::Session {
+        session::Session::new(
+            self.app.clone(),
+            Arc::clone(&self.hub),
+            id,
+            user,
+            Arc::clone(&self.pacer),
+        )
+    }
+}
+
 /// This process's rooms and the path that delivers into them.
 pub struct Rooms {
     hub: Arc<Hub>,

@@ -210,13 +210,7 @@ fn attach(socket: &SocketRef, realtime: &Realtime, token: VerifiedToken) {
     let id = realtime
         .hub
         .register_until(user, conn.clone(), token.expires_at.unix_timestamp());
-    let session = Session::new(
-        realtime.app.clone(),
-        Arc::clone(&realtime.hub),
-        id,
-        user,
-        Arc::clone(&realtime.pacer),
-    );
+    let session = realtime.session(id, user);
     // Unbounded as a channel, bounded in bytes by `waiting`: socketioxide hands us each
     // event synchronously and cannot be made to wait. Boxed: the channel's first block
     // of 32 slots lives as long as the socket, and a box is 8 bytes.

@@ -24,7 +24,7 @@ use crate::events::{self, ClientEvent, Incoming};
 use crate::frame::Frame;
 use crate::hub::{CloseReason, Connection, Undeliverable};
 use crate::reply::{self, Outbox};
-use crate::session::{Exception, Session};
+use crate::session::Exception;
 use crate::{MAX_INCOMING_MESSAGE, Realtime, WS_READ_BUFFER, handshake};
 
 /// How long a closing socket may take to accept its close frame.
@@ -144,13 +144,7 @@ async fn run(socket: WebSocket, realtime: Realtime, token: VerifiedToken) {
     let id = realtime
         .hub
         .register_until(user, conn.clone(), token.expires_at.unix_timestamp());
-    let session = Session::new(
-        realtime.app.clone(),
-        Arc::clone(&realtime.hub),
-        id,
-        user,
-        Arc::clone(&realtime.pacer),
-    );
+    let session = realtime.session(id, user);
 
     let writer = async {
         loop {

@@ -73,6 +73,7 @@ fn the_socket_code_names_events_only_through_wire_events() {
         })
         .collect();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut bare = Vec::new();
     for entry in std::fs::read_dir(&src).expect("adapter-ws/src") {
         let path = entry.expect("a file of adapter-ws/src").path();
         if path.extension().is_none_or(|ext| ext != "rs") {
@@ -80,18 +81,20 @@ fn the_socket_code_names_events_only_through_wire_events() {
         }
         let source = std::fs::read_to_string(&path).expect("a source file");
         for literal in event_like_literals(without_tests(&source)) {
-            let documented = if documented.contains(&literal) {
+            let status = if documented.contains(&literal) {
                 "documented"
             } else {
                 "missing from /asyncapi.json"
             };
-            panic!(
-                "{} names the event {literal:?} ({documented}) as a bare string: name it \
-                 through wire::events (FromClient / ToClient), so that the document follows",
-                path.display()
-            );
+            bare.push(format!("{}: {literal:?} ({status})", path.display()));
         }
     }
+    assert!(
+        bare.is_empty(),
+        "events named as bare strings; name them through wire::events (FromClient / \
+         ToClient), so that the document follows:\n{}",
+        bare.join("\n")
+    );
 }
 
 #[test]

@@ -208,7 +208,7 @@ impl<W: WriteBatch> BatchWriter for Writer<W> {
     }
 }
 
-/// Describes the metrics of the stores' writers, their group commit's included, to the
+/// Describes the metrics the SQL stores share, their group commit's included, to the
 /// installed recorder (the `# HELP` lines).
 pub fn describe_metrics() {
     group_commit::describe_metrics();
@@ -216,6 +216,31 @@ pub fn describe_metrics() {
         "messenger_messages_stored_total",
         "New messages committed (a repeated clientMsgId is not counted)."
     );
+    metrics::describe_gauge!(
+        "messenger_db_pool_connections",
+        "Database connections open, in use or idle, read at each scrape."
+    );
+    metrics::describe_gauge!(
+        "messenger_db_pool_max_connections",
+        "The most connections each database pool opens."
+    );
+}
+
+/// Sets the pool gauges of the pool `name` of the store `store` from `pool` as it is
+/// now (called when `/metrics` is scraped).
+pub fn record_pool<DB: sqlx::Database>(
+    store: &'static str,
+    name: &'static str,
+    pool: &sqlx::Pool<DB>,
+) {
+    let size = pool.size();
+    let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+    let labels = |state: &'static str| [("store", store), ("pool", name), ("state", state)];
+    metrics::gauge!("messenger_db_pool_connections", &labels("in_use"))
+        .set(size.saturating_sub(idle));
+    metrics::gauge!("messenger_db_pool_connections", &labels("idle")).set(idle);
+    metrics::gauge!("messenger_db_pool_max_connections", "store" => store, "pool" => name)
+        .set(pool.options().get_max_connections());
 }
 
 /// Counts the new messages among a committed batch's answers (a repeated `clientMsgId`
