@@ -172,14 +172,29 @@ async fn a_chat_s_turn_is_shared_between_processes_and_other_chats_do_not_wait()
             .expect("another chat's turn waited")
             .unwrap();
         drop(other);
-        assert!(
-            tokio::time::timeout(Duration::from_millis(300), async {
-                while !waiting.is_finished() {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+        // Wait for the event itself: PostgreSQL shows node B's lock request queued
+        // behind node A's (not granted). Only then is "not finished" a proof.
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let queued: i64 = sqlx::query_scalar(
+                    "select count(*) from pg_locks
+                     where locktype = 'advisory' and not granted
+                       and database = (select oid from pg_database
+                                       where datname = current_database())",
+                )
+                .fetch_one(&db.raw)
+                .await
+                .unwrap();
+                if queued > 0 || waiting.is_finished() {
+                    break;
                 }
-            })
-            .await
-            .is_err(),
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("node B's request for the turn never reached PostgreSQL");
+        assert!(
+            !waiting.is_finished(),
             "node B got the chat's turn while node A held it"
         );
 
